@@ -1,0 +1,51 @@
+/**
+ * Typed errors with stable codes. Every failure a user can cause (bad file, bad request,
+ * missing model) is one of these, so the CLI, the server and batch jobs can report it
+ * by `code` and keep going with the rest of the work.
+ */
+export const ErrorCodes = {
+  FILE_NOT_FOUND: 'FILE_NOT_FOUND',
+  FILE_EMPTY: 'FILE_EMPTY',
+  NOT_AN_IMAGE: 'NOT_AN_IMAGE',
+  UNSUPPORTED_FORMAT: 'UNSUPPORTED_FORMAT',
+  IMAGE_TRUNCATED: 'IMAGE_TRUNCATED',
+  IMAGE_TOO_LARGE: 'IMAGE_TOO_LARGE',
+  DECODE_FAILED: 'DECODE_FAILED',
+  MODEL_NOT_FOUND: 'MODEL_NOT_FOUND',
+  MODEL_CORRUPT: 'MODEL_CORRUPT',
+  DATASET_NOT_FOUND: 'DATASET_NOT_FOUND',
+  DATASET_INVALID: 'DATASET_INVALID',
+  FEATURE_STORE_INVALID: 'FEATURE_STORE_INVALID',
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  PYTHON_UNAVAILABLE: 'PYTHON_UNAVAILABLE',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  TIMEOUT: 'TIMEOUT',
+  OVERLOADED: 'OVERLOADED',
+  INTERNAL: 'INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class PixelInfoError extends Error {
+  readonly code: ErrorCode;
+  /** The file, field or resource the error is about, when there is one. */
+  readonly subject?: string;
+
+  constructor(code: ErrorCode, message: string, options: { subject?: string; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'PixelInfoError';
+    this.code = code;
+    this.subject = options.subject;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Wraps anything thrown into a PixelInfoError so reporting code has one shape to deal with. */
+export function asPixelInfoError(err: unknown, subject?: string): PixelInfoError {
+  if (err instanceof PixelInfoError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new PixelInfoError(ErrorCodes.INTERNAL, subject ? `${subject}: ${message}` : message, { subject, cause: err });
+}
