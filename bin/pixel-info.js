@@ -1,15 +1,9 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when `npm run build` has been run, else the TypeScript sources through tsx.
-import { existsSync } from 'node:fs';
+// Runs the TypeScript CLI through tsx, so a fresh clone needs no build step.
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
+import { register } from 'tsx/esm/api';
 
+register();
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const compiled = join(root, 'dist', 'cli', 'index.js');
-if (existsSync(compiled)) {
-  await import(pathToFileURL(compiled).href);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(pathToFileURL(join(root, 'src', 'cli', 'index.ts')).href);
-}
+await import(pathToFileURL(join(root, 'src', 'cli', 'index.ts')).href);

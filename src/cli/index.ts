@@ -1,0 +1,37 @@
+/** The `pixel-info` command line: each command lives in ./commands and registers itself here. */
+import { Command, CommanderError } from 'commander';
+import { PixelInfoError } from '../errors.js';
+import { registerClassify } from './commands/classify.js';
+import { registerFeatures } from './commands/features.js';
+
+export function buildProgram(): Command {
+  const program = new Command('pixel-info')
+    .description('Image captioning: ResNet50 + soft-attention LSTM, in TypeScript')
+    .version('0.1.0')
+    .exitOverride()
+    .showHelpAfterError();
+  registerClassify(program);
+  registerFeatures(program);
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help/version exit 0; every other commander error is a usage error
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof PixelInfoError) {
+      console.error(`pixel-info: ${err.code}: ${err.message}`);
+      process.exitCode = err.code === 'INVALID_ARGUMENT' ? 2 : 1;
+      return;
+    }
+    throw err;
+  }
+}
+
+await main();
