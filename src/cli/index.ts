@@ -3,6 +3,8 @@ import { Command, CommanderError } from 'commander';
 import { PixelInfoError } from '../errors.js';
 import { registerClassify } from './commands/classify.js';
 import { registerFeatures } from './commands/features.js';
+import { registerEncoder } from './commands/encoder.js';
+import { registerPrepare } from './commands/prepare.js';
 
 export function buildProgram(): Command {
   const program = new Command('pixel-info')
@@ -12,6 +14,8 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerClassify(program);
   registerFeatures(program);
+  registerEncoder(program);
+  registerPrepare(program);
   return program;
 }
 
