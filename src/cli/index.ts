@@ -5,6 +5,7 @@ import { registerClassify } from './commands/classify.js';
 import { registerFeatures } from './commands/features.js';
 import { registerEncoder } from './commands/encoder.js';
 import { registerPrepare } from './commands/prepare.js';
+import { registerCaption } from './commands/caption.js';
 
 export function buildProgram(): Command {
   const program = new Command('pixel-info')
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerFeatures(program);
   registerEncoder(program);
   registerPrepare(program);
+  registerCaption(program);
   return program;
 }
 

@@ -1,0 +1,160 @@
+/** `pixel-info caption`: captions for image files, folders and glob patterns, as text, JSON, JSONL or CSV. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { Captioner, defaultModelDir, isCaptionFailure, type CaptionOutcome, type CaptionResult } from '../../pipeline/captioner.js';
+import { expandInputs } from '../../pipeline/inputs.js';
+import { csvRow, toAltText } from '../../pipeline/format.js';
+import { renderAttentionHeatmap } from '../../render/heatmap.js';
+import { loadOriginalRgb } from '../../image/index.js';
+import { asPixelInfoError, ErrorCodes, PixelInfoError } from '../../errors.js';
+import { createProgress } from '../progress.js';
+import { parseNonNegativeNumber, parsePositiveInt } from '../options.js';
+
+/** More images than this get a progress bar. */
+const PROGRESS_THRESHOLD = 3;
+/** Heat-maps of big photos are drawn at most this many pixels on the longer side. */
+const HEATMAP_MAX_SIDE = 1024;
+
+interface CaptionCliOptions {
+  model: string;
+  beam?: number;
+  nBest: number;
+  maxLength?: number;
+  lengthPenalty?: number;
+  ngramBlock?: number;
+  json?: boolean;
+  jsonl?: boolean;
+  csv?: boolean;
+  altText?: boolean;
+  attentionDir?: string;
+  batchSize: number;
+  threads?: number;
+  progress: boolean;
+}
+
+type FileRecord =
+  | { file: string; captions: Array<{ text: string; score: number; logProb: number }> }
+  | { file: string; error: { code: string; message: string } };
+
+export function registerCaption(program: Command): void {
+  const formats = ['json', 'jsonl', 'csv'];
+  const format = (name: string, description: string) => new Option(`--${name}`, description).conflicts(formats.filter((f) => f !== name));
+  program
+    .command('caption')
+    .description('describe images in words (ResNet50 features + attention LSTM decoder, beam search)')
+    .argument('<inputs...>', 'image files, folders (searched recursively for images) or glob patterns such as "photos/**/*.jpg"')
+    .option('--model <dir>', 'decoder model directory', defaultModelDir())
+    .option('--beam <n>', 'beam size; 1 = greedy (default: the model card\'s, else 3)', parsePositiveInt)
+    .option('--n-best <n>', 'captions per image, best first (at most --beam)', parsePositiveInt, 1)
+    .option('--max-length <n>', 'most words in a caption (default: the model card\'s, else 20)', parsePositiveInt)
+    .option('--length-penalty <alpha>', 'rank by logProb / (words+1)^alpha; 0 = raw log-probability (default: the model card\'s, else 0)', parseNonNegativeNumber)
+    .option('--ngram-block <n>', 'no n-gram of n words may repeat in a caption; 0 = off (default 3)', (v) => (v === '0' ? 0 : parsePositiveInt(v)))
+    .addOption(format('json', 'print a JSON array: [{"file", "captions": [{"text", "score", "logProb"}]} | {"file", "error": {"code", "message"}}]'))
+    .addOption(format('jsonl', 'print one JSON object per image and line, as images are done'))
+    .addOption(format('csv', 'print CSV: file,caption,score (one row per caption; failures on stderr)'))
+    .option('--alt-text', 'write captions as alt text: sentence case, final period, at most 125 characters')
+    .option('--attention-dir <dir>', 'write a heat-map PNG per word of the best caption: <image-stem>_<index>_<word>.png')
+    .option('--batch-size <n>', 'images per encoder/decoder batch', parsePositiveInt, 8)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
+    .option('--no-progress', 'no progress bar')
+    .action(async (inputs: string[], opts: CaptionCliOptions, command: Command) => {
+      if (opts.beam !== undefined && opts.nBest > opts.beam) command.error(`error: --n-best (${opts.nBest}) cannot exceed --beam (${opts.beam})`, { exitCode: 2 });
+      const { files, empty } = await expandInputs(inputs);
+      for (const e of empty) console.error(`pixel-info caption: no images found in ${e}`);
+      if (files.length === 0) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `no images to caption in ${inputs.join(', ')}`);
+
+      const captioner = await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize });
+      const records: FileRecord[] = [];
+      const heatmaps = opts.attentionDir ? new HeatmapWriter(opts.attentionDir) : undefined;
+      const bar = createProgress(files.length, 'caption', { enabled: opts.progress && files.length > PROGRESS_THRESHOLD });
+      let failed = 0;
+      if (opts.csv) console.log(csvRow(['file', 'caption', 'score']));
+      try {
+        for (let start = 0; start < files.length; start += opts.batchSize) {
+          const chunk = files.slice(start, start + opts.batchSize);
+          const outcomes: CaptionOutcome[] = await captioner.caption(chunk, {
+            beamSize: opts.beam,
+            nBest: opts.nBest,
+            maxLength: opts.maxLength,
+            lengthPenalty: opts.lengthPenalty,
+            noRepeatNgram: opts.ngramBlock,
+            returnAttention: Boolean(heatmaps),
+          });
+          for (const [i, outcome] of outcomes.entries()) {
+            const file = chunk[i];
+            let record = toRecord(file, outcome, opts.altText);
+            if (heatmaps && !isCaptionFailure(outcome)) {
+              try {
+                await heatmaps.write(file, outcome);
+              } catch (err) {
+                record = { file, error: asPixelInfoError(err, file).toJSON() };
+              }
+            }
+            if ('error' in record) failed++;
+            emit(record, opts);
+            records.push(record);
+          }
+          bar.update(start + chunk.length, { failed });
+        }
+      } finally {
+        bar.stop();
+        await captioner.release();
+      }
+      if (opts.json) console.log(JSON.stringify(records, null, 2));
+      process.exitCode = failed > 0 ? 1 : 0;
+    });
+}
+
+function toRecord(file: string, outcome: CaptionOutcome, altText = false): FileRecord {
+  if (isCaptionFailure(outcome)) return { file, error: outcome.error };
+  return {
+    file,
+    captions: outcome.captions.map((c) => ({ text: altText ? toAltText(c.text) : c.text, score: c.score, logProb: c.logProb })),
+  };
+}
+
+/** Everything but --json streams: a line per image as soon as its batch is done. */
+function emit(record: FileRecord, opts: CaptionCliOptions): void {
+  if (opts.json) return;
+  if (opts.jsonl) return console.log(JSON.stringify(record));
+  if ('error' in record) return console.error(`pixel-info caption: ${record.file}: ${record.error.code}: ${record.error.message}`);
+  if (opts.csv) {
+    for (const c of record.captions) console.log(csvRow([record.file, c.text, c.score.toFixed(4)]));
+    return;
+  }
+  if (record.captions.length === 1) return console.log(`${record.file}: ${record.captions[0].text}`);
+  console.log(`${record.file}:\n${record.captions.map((c) => `  ${c.score.toFixed(3).padStart(8)}  ${c.text}`).join('\n')}`);
+}
+
+/** Heat-maps of the best caption, one PNG per word; images with the same stem get distinct names. */
+class HeatmapWriter {
+  private readonly stems = new Map<string, number>();
+  constructor(private readonly dir: string) {}
+
+  async write(file: string, result: CaptionResult): Promise<string[]> {
+    const best = result.captions[0];
+    if (!best?.attention) return [];
+    await mkdir(this.dir, { recursive: true });
+    const image = await loadOriginalRgb(file, HEATMAP_MAX_SIDE);
+    const stem = this.uniqueStem(basename(file, extname(file)));
+    const written: string[] = [];
+    for (const [index, word] of best.tokens.entries()) {
+      const png = await renderAttentionHeatmap(image, best.attention[index], { word });
+      const path = join(this.dir, `${stem}_${String(index).padStart(2, '0')}_${safeName(word)}.png`);
+      await writeFile(path, png);
+      written.push(path);
+    }
+    return written;
+  }
+
+  private uniqueStem(stem: string): string {
+    const seen = this.stems.get(stem) ?? 0;
+    this.stems.set(stem, seen + 1);
+    return seen === 0 ? stem : `${stem}-${seen + 1}`;
+  }
+}
+
+function safeName(word: string): string {
+  return word.replace(/[^\p{L}\p{N}-]+/gu, '_').slice(0, 40) || '_';
+}
