@@ -14,6 +14,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The COCO caption toolkit: its METEOR 1.5 jar (Java) gives exact METEOR; without it a native approximation is used.
+python3 -c "import pycocoevalcap" 2>/dev/null || python3 -m pip install -q pycocoevalcap 2>/dev/null \
+  || python3 -m pip install -q --break-system-packages pycocoevalcap
+
 npm ci --no-audit --no-fund
 # Convert ResNet50 once (a no-op when the cache is valid).
 node bin/pixel-info.js encoder >/dev/null

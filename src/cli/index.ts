@@ -6,6 +6,7 @@ import { registerFeatures } from './commands/features.js';
 import { registerEncoder } from './commands/encoder.js';
 import { registerPrepare } from './commands/prepare.js';
 import { registerCaption } from './commands/caption.js';
+import { registerScore } from './commands/score.js';
 
 export function buildProgram(): Command {
   const program = new Command('pixel-info')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerEncoder(program);
   registerPrepare(program);
   registerCaption(program);
+  registerScore(program);
   return program;
 }
 
