@@ -1,0 +1,297 @@
+"""Export a trained decoder to the model directory of docs/formats.md.
+
+  python3 -m trainer.export --checkpoint RUN_DIR/best.pt --captions captions.json --out models/NAME \\
+      [--parity-fixture FILE] [--split-checkpoint DIR]
+  python3 -m trainer.export --checkpoint RUN_DIR/best.pt --split-checkpoint DIR      (fp16 parts only, no ONNX)
+
+Writes decoder_init.onnx, decoder_step.onnx (exactly ShowAttendTell.init / .step), vocab.json and model-card.json.
+Weights are float16 initializers each followed by a Cast to float32: the export copy of the model keeps every parameter
+as an fp16 buffer and a forward pre-hook casts it with .float(), and constant folding is off so the Cast stays in the
+graph. --checkpoint takes a .pt file or an fp16 parts directory (checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import inspect
+import io
+import json
+import os
+import sys
+import time
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import parity
+from .checkpoint import build_model, load_checkpoint, save_fp16_parts
+from .model import ShowAttendTell, count_parameters
+
+DEFAULT_OPSET = 17  # the newest torch 1.13 exports; onnxruntime-node runs it
+
+
+class _ExportLSTMCell(nn.Module):
+    """nn.LSTMCell's math (same parameters, gate order i, f, g, o) spelled out so it exports as Gemm/Sigmoid/Tanh."""
+
+    def __init__(self, cell: nn.LSTMCell):
+        super().__init__()
+        self.weight_ih = nn.Parameter(cell.weight_ih.detach().clone())
+        self.weight_hh = nn.Parameter(cell.weight_hh.detach().clone())
+        self.bias_ih = nn.Parameter(cell.bias_ih.detach().clone())
+        self.bias_hh = nn.Parameter(cell.bias_hh.detach().clone())
+
+    def forward(self, x, hc):
+        h, c = hc
+        gates = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
+        H = self.weight_hh.shape[1]
+        # static slices rather than chunk(): ONNX Split loses the width, and h_out/c_out must be declared [N, H]
+        i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+def _cast_hook(names):
+    def hook(module, _inputs):
+        for n in names:
+            object.__setattr__(module, n, getattr(module, n + "_fp16").float())
+    return hook
+
+
+def fp16_export_copy(model: ShowAttendTell) -> ShowAttendTell:
+    """A copy of `model` in eval mode whose parameters are fp16 buffers cast to float32 on use."""
+    m = copy.deepcopy(model).cpu().float().eval()
+    m.lstm = _ExportLSTMCell(m.lstm)
+    for mod in m.modules():
+        names = [n for n, p in mod._parameters.items() if p is not None]
+        if not names:
+            continue
+        for n in names:
+            p = mod._parameters.pop(n)
+            mod.register_buffer(n + "_fp16", p.detach().half())
+        mod.register_forward_pre_hook(_cast_hook(names))
+    return m
+
+
+class InitGraph(nn.Module):
+    def __init__(self, m: ShowAttendTell):
+        super().__init__()
+        self.m = m
+
+    def forward(self, features):
+        return self.m.init(features)
+
+
+class StepGraph(nn.Module):
+    def __init__(self, m: ShowAttendTell):
+        super().__init__()
+        self.m = m
+
+    def forward(self, tokens, h, c, features, proj_features):
+        return self.m.step(tokens, h, c, features, proj_features)
+
+
+def _onnx_export(module: nn.Module, args: tuple, path: str, inputs, outputs, axis: str, opset: int) -> None:
+    kw = dict(input_names=inputs, output_names=outputs, opset_version=opset, do_constant_folding=False,
+              dynamic_axes={n: {0: axis} for n in inputs + outputs})
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kw["dynamo"] = False  # torch >= 2.5: the TorchScript exporter keeps Cast after the fp16 initializers
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, args, buf, **kw)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
+def example_inputs(cfg: dict, batch: int = 2, steps: int = 3, seed: int = 0):
+    """Deterministic inputs: ReLU-like features (the encoder's output is >= 0) for init; for step, rows taken from
+    the init outputs (N != B, to exercise both dynamic axes), with perturbed h/c and varied tokens."""
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.relu(torch.randn(batch, 49, cfg["feature_dim"], generator=g)) * 0.8
+    rows = torch.tensor([i % batch for i in range(steps)])
+    tokens = torch.tensor([1] + [(5 + 7 * i) % cfg["vocab_size"] for i in range(1, steps)], dtype=torch.long)
+    return feats, rows, tokens, g
+
+
+@torch.no_grad()
+def reference_outputs(m: ShowAttendTell, feats, rows, tokens, g) -> Dict[str, np.ndarray]:
+    proj, h, c = m.init(feats)
+    sh = h[rows] + 0.1 * torch.randn(h[rows].shape, generator=g)
+    sc = c[rows] + 0.1 * torch.randn(c[rows].shape, generator=g)
+    sf, sp = feats[rows], proj[rows]
+    lp, h2, c2, alpha = m.step(tokens, sh, sc, sf, sp)
+    t = {"init.features": feats, "init.proj_features": proj, "init.h": h, "init.c": c,
+         "step.tokens": tokens, "step.h": sh, "step.c": sc, "step.features": sf, "step.proj_features": sp,
+         "step.log_probs": lp, "step.h_out": h2, "step.c_out": c2, "step.alpha": alpha}
+    return {k: v.numpy() for k, v in t.items()}
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def export_model(ckpt: dict, out_dir: str, opset: int = DEFAULT_OPSET, parity_fixture: Optional[str] = None,
+                 captions_path: Optional[str] = None, name: Optional[str] = None, log=print) -> dict:
+    """Write the model directory; returns the model card."""
+    os.makedirs(out_dir, exist_ok=True)
+    model = build_model(ckpt).eval()
+    m = fp16_export_copy(model)
+    cfg = model.cfg.to_dict()
+    A, H = cfg["attention_dim"], cfg["hidden_dim"]
+    feats, rows, tokens, g = example_inputs(cfg)
+    ref = reference_outputs(m, feats, rows, tokens, g)
+    t = {k: torch.from_numpy(v) for k, v in ref.items()}
+    _onnx_export(InitGraph(m), (t["init.features"],), os.path.join(out_dir, "decoder_init.onnx"),
+                 parity.INIT_INPUTS, parity.INIT_OUTPUTS, "B", opset)
+    _onnx_export(StepGraph(m), tuple(t[f"step.{n}"] for n in parity.STEP_INPUTS),
+                 os.path.join(out_dir, "decoder_step.onnx"), parity.STEP_INPUTS, parity.STEP_OUTPUTS, "N", opset)
+    with open(os.path.join(out_dir, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(ckpt["vocab"], f, ensure_ascii=False)
+    if parity_fixture:
+        parity.write_fixture(parity_fixture, ref)
+        log(f"[export] parity fixture: {parity_fixture}")
+
+    # what rounding the weights to fp16 costs, measured on the example step
+    with torch.no_grad():
+        full = model.step(*(t[f"step.{n}"] for n in parity.STEP_INPUTS))[0]
+    fp16_diff = float((full - t["step.log_probs"]).abs().max())
+
+    meta = ckpt.get("meta", {})
+    hist = meta.get("history", [])
+    data = dict(meta.get("data", {}))
+    if captions_path:
+        data.setdefault("captions", {})
+        cap_sha = sha256_file(captions_path)
+        if data["captions"].get("sha256") not in (None, cap_sha):
+            log(f"[export] note: {captions_path} differs from the captions file the model was trained on")
+        data["captions_at_export"] = {"file": os.path.basename(captions_path), "sha256": cap_sha}
+    card = {
+        "format": "pixel-info-model-card", "version": 1,
+        "name": name or os.path.basename(os.path.normpath(out_dir)),
+        "architecture": {
+            "type": "show-attend-tell",
+            "description": "soft-attention LSTM decoder (Xu et al. 2015) over a 7x7x2048 ResNet50 feature map",
+            "encoder": (data.get("features") or {}).get("encoder"),
+            "config": cfg, "parameters": count_parameters(model),
+        },
+        "onnx": {"opset": opset, "weights": "float16 initializers, each Cast to float32",
+                 "init": {"inputs": {"features": ["B", 49, cfg["feature_dim"]]},
+                          "outputs": {"proj_features": ["B", 49, A], "h": ["B", H], "c": ["B", H]}},
+                 "step": {"inputs": {"tokens": ["N"], "h": ["N", H], "c": ["N", H],
+                                     "features": ["N", 49, cfg["feature_dim"]], "proj_features": ["N", 49, A]},
+                          "outputs": {"log_probs": ["N", cfg["vocab_size"]], "h_out": ["N", H], "c_out": ["N", H],
+                                      "alpha": ["N", 49]}},
+                 "fp16_weights_max_abs_diff_log_probs": fp16_diff,
+                 "exported_with": f"torch {torch.__version__}"},
+        "vocab": {"size": len(ckpt["vocab"]), "specials": ckpt.get("specials")},
+        "maxLength": ckpt.get("max_length"),
+        "training": {
+            "selected": {"stage": meta.get("stage"), "epoch": meta.get("epoch")},
+            "epochs": {"xe": sum(1 for r in hist if r.get("stage") == "xe"),
+                       "scst": sum(1 for r in hist if r.get("stage") == "scst" and r.get("epoch", 0) > 0)},
+            "args": meta.get("train_args"), "torch": meta.get("torch"), "date": meta.get("date"),
+            "history": [{**{k: r.get(k) for k in ("stage", "epoch", "train_loss", "lr", "time_s")},
+                         "val_cider": (r.get("val") or {}).get("cider"), "val_bleu4": (r.get("val") or {}).get("bleu4")}
+                        for r in hist],
+        },
+        "data": data,
+        "metrics": {"val": {k: v for k, v in (meta.get("val") or {}).items() if k != "examples"},
+                    "val_decoding": f"beam {((meta.get('train_args') or {}).get('val_beam') or 1)}", "test": None},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with open(os.path.join(out_dir, "model-card.json"), "w", encoding="utf-8") as f:
+        json.dump(card, f, indent=1)
+    return card
+
+
+def tiny_checkpoint(feature_norm: str = "none", seed: int = 0) -> dict:
+    """A deterministic random tiny decoder (24 words, H 24, A 12): for interface/parity fixtures of the TS side."""
+    from .model import ModelConfig
+    torch.manual_seed(seed)
+    vocab = ["<pad>", "<start>", "<end>", "<unk>"] + [f"w{i}" for i in range(20)]
+    m = ShowAttendTell(ModelConfig(vocab_size=len(vocab), embed_dim=16, hidden_dim=24, attention_dim=12,
+                                   dropout=0.5, feature_norm=feature_norm))
+    return {"config": m.cfg.to_dict(), "vocab": vocab, "specials": {"pad": 0, "start": 1, "end": 2, "unk": 3},
+            "max_length": 20, "model": m.state_dict(), "meta": {"val": {"cider": 0.5}}}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python3 -m trainer.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="best.pt / xe_best.pt / fp16 parts directory")
+    p.add_argument("--tiny", action="store_true",
+                   help="export a deterministic random tiny model instead of --checkpoint (fixtures for the TS tests)")
+    p.add_argument("--captions", help="captions.json: its vocabulary must equal the checkpoint's")
+    p.add_argument("--out", help="model directory to write (models/NAME)")
+    p.add_argument("--name", help="model name in the card (default: the --out folder name)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument("--parity-fixture", help="also write inputs + PyTorch outputs of both graphs to this file")
+    p.add_argument("--split-checkpoint", metavar="DIR", help="write the checkpoint as fp16 parts of <= 15 MB to DIR")
+    p.add_argument("--eval-json", help="trainer.evaluate result to record in the card (val beam/length-penalty sweep)")
+    a = p.parse_args(argv)
+    if bool(a.checkpoint) == bool(a.tiny):
+        p.error("give --checkpoint or --tiny")
+    if not a.out and not a.split_checkpoint:
+        p.error("nothing to do: give --out and/or --split-checkpoint")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    ckpt = tiny_checkpoint() if a.tiny else load_checkpoint(a.checkpoint)
+    if a.captions:
+        with open(a.captions, encoding="utf-8") as f:
+            vocab = json.load(f)["vocab"]
+        if vocab != ckpt["vocab"]:
+            print(f"error: {a.captions} has a different vocabulary than {a.checkpoint}", file=sys.stderr)
+            return 2
+    if a.split_checkpoint:
+        hdr = save_fp16_parts(ckpt, a.split_checkpoint)
+        print(f"[export] {a.split_checkpoint}: {len(hdr['parts'])} part(s), {hdr['total_bytes'] / 1e6:.1f} MB "
+              f"(sha256 {hdr['sha256'][:12]})", file=sys.stderr)
+    if a.out:
+        card = export_model(ckpt, a.out, a.opset, a.parity_fixture, a.captions, a.name,
+                            log=lambda s: print(s, file=sys.stderr))
+        if a.eval_json:
+            with open(a.eval_json, encoding="utf-8") as f:
+                card["metrics"]["val_sweep"] = json.load(f)
+            with open(os.path.join(a.out, "model-card.json"), "w", encoding="utf-8") as f:
+                json.dump(card, f, indent=1)
+        sizes = {n: os.path.getsize(os.path.join(a.out, n)) for n in ("decoder_init.onnx", "decoder_step.onnx")}
+        print(f"[export] {a.out}: " + ", ".join(f"{n} {s / 1e6:.1f} MB" for n, s in sizes.items()), file=sys.stderr)
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            print("[export] onnxruntime not importable here: parity not checked in Python "
+                  "(use --parity-fixture with the TypeScript test, or python3 -m trainer.parity)", file=sys.stderr)
+        else:
+            fx = a.parity_fixture or os.path.join(a.out, ".parity.tmp")
+            if not a.parity_fixture:
+                load_and_fixture(ckpt, fx)
+            diffs = parity.check(a.out, fx)
+            if not a.parity_fixture:
+                os.remove(fx)
+            worst = max(diffs.values())
+            print(f"[export] onnxruntime parity: worst max abs diff {worst:.3g}", file=sys.stderr)
+            if worst >= 1e-4:
+                print("error: exported graphs do not match PyTorch", file=sys.stderr)
+                return 1
+    return 0
+
+
+def load_and_fixture(ckpt: dict, path: str) -> None:
+    m = fp16_export_copy(build_model(ckpt).eval())
+    parity.write_fixture(path, reference_outputs(m, *example_inputs(ckpt["config"])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
