@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The project's one test command: TypeScript tests (node's test runner) then the Python trainer's tests.
+# The project's one test command: the TypeScript suite (node's test runner), then the trainer's
+# Python suite (pytest). Both must pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(find test -name '*.test.ts' | sort)
-node --import tsx --test --test-concurrency=1 "${files[@]}"
+status=0
+node --import tsx --test --test-concurrency=1 "${files[@]}" || status=$?
+PYTHON="${PIXEL_INFO_PYTHON:-/usr/bin/python3}"
+"$PYTHON" -m pytest -q -p no:cacheprovider trainer/tests || status=$?
+exit $status
