@@ -21,6 +21,8 @@ export const ErrorCodes = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   TIMEOUT: 'TIMEOUT',
   OVERLOADED: 'OVERLOADED',
+  /** An HTTP route or a library entry that does not exist. */
+  NOT_FOUND: 'NOT_FOUND',
   INTERNAL: 'INTERNAL',
 } as const;
 

@@ -7,6 +7,7 @@ import { registerEncoder } from './commands/encoder.js';
 import { registerPrepare } from './commands/prepare.js';
 import { registerCaption } from './commands/caption.js';
 import { registerScore } from './commands/score.js';
+import { registerServe } from './commands/serve.js';
 
 export function buildProgram(): Command {
   const program = new Command('pixel-info')
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerPrepare(program);
   registerCaption(program);
   registerScore(program);
+  registerServe(program);
   return program;
 }
 

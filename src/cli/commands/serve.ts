@@ -1,0 +1,119 @@
+/** `pixel-info serve`: the HTTP API and the web app (see docs/api.md). */
+import { InvalidArgumentError, type Command } from 'commander';
+import { defaultModelDir } from '../../pipeline/captioner.js';
+import { SERVER_DEFAULTS } from '../../server/app.js';
+import { defaultLibraryPath, SERVER_MAX_PIXELS, startServer } from '../../server/index.js';
+import { parsePositiveInt } from '../options.js';
+
+interface ServeCliOptions {
+  port: number;
+  host: string;
+  model: string;
+  maxBatch: number;
+  maxWaitMs: number;
+  maxQueue: number;
+  timeoutMs: number;
+  bodyLimit: number;
+  maxPixels: number;
+  library: string;
+  threads?: number;
+  logLevel: string;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the captioning HTTP API and the web app (POST /v1/captions, GET /, /openapi.json, /metrics)')
+    .option('--port <n>', 'TCP port; 0 picks a free one', parsePort, 8080)
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
+    .option('--model <dir>', 'decoder model directory', defaultModelDir())
+    .option('--max-batch <n>', 'most images per encoder/decoder batch', parsePositiveInt, SERVER_DEFAULTS.maxBatch)
+    .option('--max-wait-ms <ms>', 'longest wait for a batch to fill', parseNonNegativeInt, SERVER_DEFAULTS.maxWaitMs)
+    .option('--max-queue <n>', 'most images waiting; beyond it requests get 503 OVERLOADED', parsePositiveInt, SERVER_DEFAULTS.maxQueue)
+    .option('--timeout-ms <ms>', 'per-request limit; beyond it 504 TIMEOUT', parsePositiveInt, SERVER_DEFAULTS.timeoutMs)
+    .option('--body-limit <size>', 'largest upload, e.g. 20MB, 512KB, 1000000', parseSize, SERVER_DEFAULTS.bodyLimit)
+    .option('--max-pixels <n>', 'largest image (width × height), checked from the header before decoding', parsePositiveInt, SERVER_MAX_PIXELS)
+    .option('--library <path>', 'SQLite file of captioned images (default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite)')
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, parseLogLevel, 'info')
+    .action(async (opts: ServeCliOptions) => {
+      const { server, url } = await startServer({
+        port: opts.port,
+        host: opts.host,
+        modelDir: opts.model,
+        maxBatch: opts.maxBatch,
+        maxWaitMs: opts.maxWaitMs,
+        maxQueue: opts.maxQueue,
+        timeoutMs: opts.timeoutMs,
+        bodyLimit: opts.bodyLimit,
+        maxPixels: opts.maxPixels,
+        library: opts.library ?? defaultLibraryPath(),
+        threads: opts.threads,
+        logger: { level: opts.logLevel },
+      });
+      const { app } = server;
+      app.log.info({ url, library: server.library.path, model: opts.model }, `pixel-info serving on ${url}`);
+
+      let stopping: Promise<void> | undefined;
+      const stop = (signal: string, exitCode: number) => {
+        if (stopping) {
+          app.log.warn(`${signal} again: exiting without waiting for in-flight requests`);
+          process.exit(1);
+        }
+        app.log.info({ signal, inFlight: server.batcher.depth + (server.batcher.busy ? 1 : 0) }, 'shutting down: no new connections, finishing in-flight requests');
+        stopping = app.close().then(
+          () => {
+            app.log.info('stopped');
+            process.exitCode = exitCode;
+          },
+          (err: unknown) => {
+            app.log.error({ err }, 'error while stopping');
+            process.exitCode = 1;
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM', 0));
+      process.on('SIGINT', () => stop('SIGINT', 0));
+
+      try {
+        const engine = await server.engineReady;
+        app.log.info({ model: engine.card.name }, 'model loaded; ready');
+      } catch {
+        // logged by the server; a server that cannot caption is of no use
+        stop('model load failure', 1);
+      }
+      await new Promise<void>((resolve) => app.server.once('close', resolve));
+      await stopping;
+    });
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port number 0-65535, got "${value}"`);
+  return n;
+}
+
+function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, got "${value}"`);
+  return n;
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, k: 1024, kib: 1024, mb: 1024 ** 2, m: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, g: 1024 ** 3, gib: 1024 ** 3 };
+
+/** "20MB" → 20 × 1024 × 1024 (KB/MB/GB are binary here, as in most HTTP servers' body limits). */
+export function parseSize(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new InvalidArgumentError(`expected a size such as 20MB, 512KB or 1000000, got "${value}"`);
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (bytes < 1) throw new InvalidArgumentError(`size must be at least 1 byte, got "${value}"`);
+  return bytes;
+}
+
+function parseLogLevel(value: string): string {
+  if (!LOG_LEVELS.includes(value)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+  return value;
+}
