@@ -8,6 +8,7 @@ import { registerPrepare } from './commands/prepare.js';
 import { registerCaption } from './commands/caption.js';
 import { registerScore } from './commands/score.js';
 import { registerServe } from './commands/serve.js';
+import { registerEval } from './commands/eval.js';
 
 export function buildProgram(): Command {
   const program = new Command('pixel-info')
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerCaption(program);
   registerScore(program);
   registerServe(program);
+  registerEval(program);
   return program;
 }
 

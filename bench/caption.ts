@@ -1,0 +1,92 @@
+/**
+ * Caption latency benchmark (not a test): one image, end to end (read + decode + resize + caffe tensor →
+ * ResNet50 encoder → beam search over the ONNX decoder), the real model, repeated after a warm-up.
+ * Reports p50/p95 of the total and of each stage (the Captioner's own per-stage timings).
+ *
+ *   npm run bench:caption [-- --image FILE --runs 50 --warmup 5 --seconds 60 --threads 2 --beam 3]
+ *
+ * The image defaults to the first Flickr8k image under $PIXEL_INFO_DATA_DIR or ../shared/datasets, else a
+ * synthetic 500x375 JPEG. The last line printed is JSON:
+ * {"p50Ms","p95Ms","preprocessP50Ms","encoderP50Ms","decoderP50Ms","beam","runs", ...}.
+ */
+import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import sharp from 'sharp';
+import { Captioner } from '../src/pipeline/captioner.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const RUNS = Number(args.get('runs') ?? 50);
+const WARMUP = Number(args.get('warmup') ?? 5);
+/** Measurement stops after this many seconds even if fewer than RUNS were done (at least 5 are). */
+const SECONDS = Number(args.get('seconds') ?? 60);
+const THREADS = Number(args.get('threads') ?? 2);
+const BEAM = Number(args.get('beam') ?? 3);
+const DEFAULT_IMAGE = resolve(process.env.PIXEL_INFO_DATA_DIR ?? '../shared/datasets', 'flickr8k', 'images', '1000268201_693b08cb0e.jpg');
+
+/** Nearest-rank percentile. */
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+async function benchImage(): Promise<{ input: string | Buffer; label: string }> {
+  const path = args.get('image') ?? DEFAULT_IMAGE;
+  if (existsSync(path)) return { input: path, label: path };
+  const noise = Buffer.alloc(500 * 375 * 3);
+  for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24; // deterministic texture
+  const jpeg = await sharp(noise, { raw: { width: 500, height: 375, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return { input: jpeg, label: 'synthetic 500x375 JPEG' };
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+const { input, label } = await benchImage();
+const loadBefore = loadavg();
+console.log(`caption benchmark: ${label}, beam ${BEAM}, ${THREADS} threads, ${WARMUP} warm-up + up to ${RUNS} runs (≤ ${SECONDS} s); load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
+
+const tLoad = performance.now();
+const captioner = await Captioner.load({ threads: THREADS, batchSize: 1 });
+const loadMs = performance.now() - tLoad;
+const options = { beamSize: BEAM, lengthPenalty: 0 };
+
+let text = '';
+for (let i = 0; i < WARMUP; i++) text = (await captioner.caption(input, options)).captions[0].text;
+
+const total: number[] = [];
+const stages = { preprocess: [] as number[], encoder: [] as number[], decoder: [] as number[] };
+const t0 = performance.now();
+while (total.length < RUNS && (total.length < 5 || performance.now() - t0 < SECONDS * 1000)) {
+  const start = performance.now();
+  const result = await captioner.caption(input, options);
+  total.push(performance.now() - start);
+  stages.preprocess.push(result.timings.preprocessMs);
+  stages.encoder.push(result.timings.encoderMs);
+  stages.decoder.push(result.timings.decoderMs);
+}
+await captioner.release();
+const loadAfter = loadavg();
+
+const summary = {
+  p50Ms: round(percentile(total, 50)),
+  p95Ms: round(percentile(total, 95)),
+  preprocessP50Ms: round(percentile(stages.preprocess, 50)),
+  encoderP50Ms: round(percentile(stages.encoder, 50)),
+  decoderP50Ms: round(percentile(stages.decoder, 50)),
+  preprocessP95Ms: round(percentile(stages.preprocess, 95)),
+  encoderP95Ms: round(percentile(stages.encoder, 95)),
+  decoderP95Ms: round(percentile(stages.decoder, 95)),
+  minMs: round(Math.min(...total)),
+  beam: BEAM,
+  runs: total.length,
+  threads: THREADS,
+  modelLoadMs: round(loadMs),
+  caption: text,
+  loadAverage: { before: loadBefore.map(round), after: loadAfter.map(round) },
+};
+console.log(
+  `total p50 ${summary.p50Ms} ms, p95 ${summary.p95Ms} ms (min ${summary.minMs}) over ${summary.runs} runs; ` +
+    `p50 preprocessing ${summary.preprocessP50Ms} ms, encoder ${summary.encoderP50Ms} ms, decoding ${summary.decoderP50Ms} ms; "${text}"`,
+);
+console.log(JSON.stringify(summary));

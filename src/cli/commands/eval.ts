@@ -1,0 +1,136 @@
+/**
+ * `pixel-info eval`: caption every image of a dataset split, score the captions with the COCO caption metrics and
+ * write results.json, references.json, metrics.json and report.md (src/eval).
+ */
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { DATASET_NAMES, type DatasetName } from '../../data/datasets/index.js';
+import { ErrorCodes, PixelInfoError, type ErrorCode } from '../../errors.js';
+import { EVAL_SPLITS, evaluateModel, type EvalSplit } from '../../eval/evaluate.js';
+import { METEOR_MODES, METRIC_NAMES, type MeteorMode } from '../../metrics/index.js';
+import { defaultModelDir } from '../../pipeline/captioner.js';
+import { parseNonNegativeNumber, parsePositiveInt } from '../options.js';
+import { createProgress, type Progress } from '../progress.js';
+
+interface EvalCliOptions {
+  dataset: DatasetName;
+  split: EvalSplit;
+  beam: number;
+  lengthPenalty?: number;
+  maxLength?: number;
+  ngramBlock?: number;
+  features?: string;
+  model: string;
+  dataDir?: string;
+  out?: string;
+  examples: number;
+  json?: boolean;
+  limit?: number;
+  batchSize: number;
+  threads?: number;
+  meteor: MeteorMode;
+  progress: boolean;
+}
+
+/** Errors caused by the command line or what it points at (a wrong folder, a store of another encoder): exit 2. */
+const USAGE_ERRORS = new Set<ErrorCode>([
+  ErrorCodes.INVALID_ARGUMENT,
+  ErrorCodes.FILE_NOT_FOUND,
+  ErrorCodes.DATASET_NOT_FOUND,
+  ErrorCodes.MODEL_NOT_FOUND,
+  ErrorCodes.FEATURE_STORE_INVALID,
+  ErrorCodes.PYTHON_UNAVAILABLE,
+]);
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description('caption a dataset split and score it (BLEU-1..4, METEOR, ROUGE-L, CIDEr as the COCO toolkit); writes results, metrics and a Markdown report')
+    .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('flickr8k'))
+    .addOption(new Option('--split <split>', 'Karpathy split to evaluate').choices(EVAL_SPLITS).default('val'))
+    .option('--beam <n>', 'beam size; 1 = greedy', parsePositiveInt, 3)
+    .option('--length-penalty <alpha>', "rank by logProb / (words+1)^alpha (default: the model card's, else 0)", parseNonNegativeNumber)
+    .option('--max-length <n>', "most words in a caption (default: the model card's, else 20)", parsePositiveInt)
+    .option('--ngram-block <n>', 'no n-gram of n words may repeat in a caption; 0 = off (default 3)', (v) => (v === '0' ? 0 : parsePositiveInt(v)))
+    .option('--features <store>', 'read features from this store (`pixel-info features`) instead of running the encoder; it must come from the cached encoder')
+    .option('--model <dir>', 'decoder model directory', defaultModelDir())
+    .option('--data-dir <dir>', 'datasets folder (default $PIXEL_INFO_DATA_DIR, else ../shared/datasets)')
+    .option('--out <dir>', 'output folder (default eval/<dataset>-<split>-beam<N>)')
+    .option('--examples <n>', 'example images in report.md (0 = none)', (v) => (v === '0' ? 0 : parsePositiveInt(v)), 20)
+    .option('--json', 'print the summary as one JSON line (last line of stdout)')
+    .option('--limit <n>', 'only the first n images of the split (by name)', parsePositiveInt)
+    .option('--batch-size <n>', 'images per encoder call and per beam search', parsePositiveInt, 32)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
+    .addOption(
+      new Option('--meteor <mode>', "METEOR: jar = the toolkit's meteor-1.5.jar, native = TypeScript approximation, auto = jar if found, off = skip")
+        .choices(METEOR_MODES)
+        .default('auto'),
+    )
+    .option('--no-progress', 'no progress bar')
+    .action(async (opts: EvalCliOptions) => {
+      try {
+        await runEval(opts);
+      } catch (err) {
+        if (err instanceof PixelInfoError && USAGE_ERRORS.has(err.code)) {
+          console.error(`pixel-info eval: ${err.code}: ${err.message}`);
+          process.exitCode = 2;
+          return;
+        }
+        throw err;
+      }
+    });
+}
+
+async function runEval(opts: EvalCliOptions): Promise<void> {
+  const out = opts.out ?? join('eval', `${opts.dataset}-${opts.split}-beam${opts.beam}`);
+  let bar: Progress | undefined;
+  let run;
+  try {
+    run = await evaluateModel({
+      dataset: opts.dataset,
+      split: opts.split,
+      out,
+      dataDir: opts.dataDir,
+      modelDir: opts.model,
+      features: opts.features,
+      beamSize: opts.beam,
+      lengthPenalty: opts.lengthPenalty,
+      maxLength: opts.maxLength,
+      noRepeatNgram: opts.ngramBlock,
+      limit: opts.limit,
+      batchSize: opts.batchSize,
+      threads: opts.threads,
+      meteor: opts.meteor,
+      examples: opts.examples,
+      onProgress: (done, total, failed) => {
+        bar ??= createProgress(total, 'eval', { enabled: opts.progress });
+        bar.update(done, { failed });
+      },
+    });
+  } finally {
+    bar?.stop();
+  }
+  const { record } = run;
+  for (const f of record.failed) console.error(`pixel-info eval: ${f.name}: ${f.error.code}: ${f.error.message}`);
+  if (opts.json) {
+    console.log(
+      JSON.stringify({
+        metrics: record.metrics,
+        split: record.split,
+        beam: record.decoding.beamSize,
+        lengthPenalty: record.decoding.lengthPenalty,
+        images: record.images,
+        failed: record.failed.length,
+        seconds: record.seconds.total,
+        meteor: record.meteor,
+        out: run.out,
+      }),
+    );
+  } else {
+    const rows = METRIC_NAMES.map((m) => `${m.padEnd(8)} ${record.metrics[m] === null ? '       -' : record.metrics[m]!.toFixed(4).padStart(8)}`);
+    console.log(`${record.dataset} ${record.split}: ${record.images} images, beam ${record.decoding.beamSize}, length penalty ${record.decoding.lengthPenalty}, METEOR ${record.meteor}`);
+    console.log(['metric      score', ...rows].join('\n'));
+    console.log(`\n${record.seconds.total.toFixed(1)} s; wrote ${run.files.results}, ${run.files.references}, ${run.files.metrics}, ${run.files.report}`);
+  }
+  process.exitCode = record.failed.length > 0 ? 1 : 0;
+}

@@ -1,0 +1,349 @@
+/**
+ * Evaluation of a decoder on a dataset split: caption every image of the split (from the images through the
+ * encoder, or from a feature store made by the same encoder), score the captions against the split's
+ * references with the COCO-toolkit metrics, and write results.json, references.json, metrics.json and
+ * report.md into an output folder.
+ *
+ * Decoding is deterministic (fixed batches, fixed thread count, no sampling): two runs with the same
+ * settings write byte-identical results.json files.
+ */
+import { mkdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ImageEncoder } from '../encoder/index.js';
+import { ErrorCodes, PixelInfoError } from '../errors.js';
+import { Captioner, defaultModelDir, isCaptionFailure, type Caption } from '../pipeline/captioner.js';
+import { DEFAULT_SEARCH_OPTIONS, resolveSearchOptions } from '../decoder/search.js';
+import { readModelDir } from '../decoder/model-dir.js';
+import { loadDataset, type DatasetImage, type DatasetName, type Split } from '../data/datasets/index.js';
+import { cocoImageIdOf, writeCocoAnnotations, writeCocoResults, writeJsonAtomic, type CocoImageId, type ReferenceEntry } from '../data/coco-format.js';
+import { FeatureStoreReader, CHANNELS, REGIONS } from '../data/feature-store.js';
+import { evaluateCaptions, METRIC_NAMES, type MeteorMode, type MetricName } from '../metrics/index.js';
+import { pickExamples, writeReport, type ReportExample } from './report.js';
+
+export const EVAL_SPLITS = ['val', 'test', 'train'] as const;
+export type EvalSplit = (typeof EVAL_SPLITS)[number];
+
+export const ENCODER_MODEL_FILE = 'resnet50.onnx';
+const FEATURE_ROW = REGIONS * CHANNELS;
+
+export interface EvaluateOptions {
+  dataset: DatasetName;
+  split: EvalSplit;
+  /** Output folder (created). */
+  out: string;
+  /** Datasets folder: see resolveDataDir. */
+  dataDir?: string;
+  /** Decoder model directory; default the packaged model. */
+  modelDir?: string;
+  /** A feature store (`pixel-info features`) to read instead of running the encoder on the images. */
+  features?: string;
+  /** Beam size; default 3. */
+  beamSize?: number;
+  /** Default: the model card's, else 0. */
+  lengthPenalty?: number;
+  /** Default: the model card's, else 20. */
+  maxLength?: number;
+  /** Default: the model card's, else 3. */
+  noRepeatNgram?: number;
+  /** Only the first `limit` images of the split (in name order). */
+  limit?: number;
+  /** Images per encoder call and per beam search. Default 32. */
+  batchSize?: number;
+  /** onnxruntime intra-op threads; default all cores. */
+  threads?: number;
+  /** METEOR method (default auto: the toolkit's jar when Java and the jar are found, else native). */
+  meteor?: MeteorMode;
+  /** Example images in report.md; default 20. */
+  examples?: number;
+  /** Encoder cache folder (default the user's cache). */
+  encoderCacheDir?: string;
+  onProgress?: (done: number, total: number, failed: number) => void;
+}
+
+export interface ResolvedDecoding {
+  beamSize: number;
+  lengthPenalty: number;
+  maxLength: number;
+  noRepeatNgram: number;
+}
+
+export interface FailedImage {
+  name: string;
+  error: { code: string; message: string };
+}
+
+/** metrics.json */
+export interface EvaluationRecord {
+  format: 'pixel-info-eval';
+  version: 1;
+  dataset: DatasetName;
+  split: EvalSplit;
+  /** Images captioned and scored. */
+  images: number;
+  /** Images of the split selected (after --limit). */
+  selected: number;
+  failed: FailedImage[];
+  /** COCO-toolkit metrics in 0..1 (CIDEr unbounded); METEOR null when off. */
+  metrics: Record<MetricName, number | null>;
+  meteor: 'jar' | 'native' | 'off';
+  decoding: ResolvedDecoding;
+  input: { source: 'features' | 'images'; featureStore?: string; encoderSha256: string; encoderSource: string };
+  model: { dir: string; name: string | null; encoderSha256: string | null; encoderMatches: boolean | null };
+  batchSize: number;
+  threads: number | 'all';
+  /** CPUs this process could use (what 'all' threads means). */
+  cpus: number;
+  /** Wall-clock seconds: loading models, captioning, scoring, writing outputs (report included) and all. */
+  seconds: { load: number; caption: number; score: number; write: number; total: number };
+  date: string;
+  node: string;
+}
+
+export interface EvaluationRun {
+  record: EvaluationRecord;
+  out: string;
+  files: { results: string; references: string; metrics: string; report: string };
+}
+
+/** Runs the whole evaluation and writes its files; see EvaluateOptions. */
+export async function evaluateModel(options: EvaluateOptions): Promise<EvaluationRun> {
+  const t0 = performance.now();
+  const batchSize = options.batchSize ?? 32;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw invalid(`batchSize must be a positive integer, got ${batchSize}`);
+  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 1)) throw invalid(`limit must be a positive integer, got ${options.limit}`);
+  const exampleCount = options.examples ?? 20;
+  if (!Number.isInteger(exampleCount) || exampleCount < 0) throw invalid(`examples must be an integer >= 0, got ${exampleCount}`);
+  if (!(EVAL_SPLITS as readonly string[]).includes(options.split)) throw invalid(`unknown split '${options.split}' (expected ${EVAL_SPLITS.join(', ')})`);
+
+  const dataset = await loadDataset(options.dataset, { dataDir: options.dataDir });
+  let images = dataset.images.filter((image) => image.split === options.split);
+  if (images.length === 0) throw new PixelInfoError(ErrorCodes.DATASET_INVALID, `${options.dataset} has no ${options.split} images`);
+  if (options.limit !== undefined) images = images.slice(0, options.limit);
+
+  // The model folder and the store are checked before anything heavy is loaded, so a wrong one is refused in a moment.
+  await readModelDir(options.modelDir ?? defaultModelDir());
+  const store = options.features ? openStore(options.features, options.dataset, images) : undefined;
+  const encoder = await ImageEncoder.load({ cacheDir: options.encoderCacheDir, threads: options.threads, outputs: ['features'] });
+  let captioner: Captioner | undefined;
+  try {
+    const encoderSha256 = encoder.manifest.files[ENCODER_MODEL_FILE]?.sha256 ?? '';
+    if (store && store.index.encoder.modelSha256 !== encoderSha256) {
+      throw new PixelInfoError(
+        ErrorCodes.FEATURE_STORE_INVALID,
+        `${store.dir} was made by encoder ${store.index.encoder.modelSha256.slice(0, 12)}… (${store.index.encoder.source}), ` +
+          `but the cached encoder is ${encoderSha256.slice(0, 12)}… (${encoder.manifest.source}); ` +
+          `extract the features again with \`pixel-info features\` or evaluate without --features`,
+        { subject: store.dir },
+      );
+    }
+    captioner = await Captioner.load({ modelDir: options.modelDir ?? defaultModelDir(), encoder, threads: options.threads, batchSize });
+    const decoding = resolveDecoding(captioner, options);
+    const cardEncoderSha = cardEncoderSha256(captioner.card);
+    if (cardEncoderSha && cardEncoderSha !== encoderSha256) {
+      process.emitWarning(`the model card says the decoder was trained on encoder ${cardEncoderSha.slice(0, 12)}…, but the cached encoder is ${encoderSha256.slice(0, 12)}…`);
+    }
+    const t1 = performance.now();
+
+    options.onProgress?.(0, images.length, 0);
+    const captions = store
+      ? await captionFromStore(captioner, store, images, decoding, batchSize, options.onProgress)
+      : await captionFromImages(captioner, images, decoding, batchSize, options.onProgress);
+    const t2 = performance.now();
+
+    // Score: the split's references of the images that got a caption, in dataset (name) order.
+    const key = (id: CocoImageId) => JSON.stringify(id);
+    const entries: ReferenceEntry[] = images.map((image) => ({ imageId: cocoImageIdOf(image), captions: image.captions, fileName: image.name }));
+    const refs = new Map(entries.map((e) => [key(e.imageId), e.captions]));
+    const candidates = new Map<string, string>();
+    images.forEach((image, i) => {
+      const c = captions[i];
+      if ('caption' in c) candidates.set(key(cocoImageIdOf(image)), c.caption.text);
+    });
+    if (candidates.size === 0) throw new PixelInfoError(ErrorCodes.INTERNAL, 'no image could be captioned; nothing to score');
+    const evaluation = await evaluateCaptions(refs, candidates, { meteor: options.meteor ?? 'auto' });
+    const t3 = performance.now();
+
+    const out = resolve(options.out);
+    await mkdir(out, { recursive: true });
+    const files = {
+      results: join(out, 'results.json'),
+      references: join(out, 'references.json'),
+      metrics: join(out, 'metrics.json'),
+      report: join(out, 'report.md'),
+    };
+    await writeCocoResults(
+      files.results,
+      images.flatMap((image, i) => {
+        const c = captions[i];
+        return 'caption' in c ? [{ image_id: cocoImageIdOf(image), caption: c.caption.text }] : [];
+      }),
+    );
+    await writeCocoAnnotations(files.references, entries, `${options.dataset} ${options.split} (Karpathy split) references`);
+
+    const perImageIndex = new Map(evaluation.imageIds.map((id, i) => [id, i]));
+    const scored = images.flatMap((image, i) => {
+      const c = captions[i];
+      return 'caption' in c ? [{ image, caption: c.caption }] : [];
+    });
+    const examples: ReportExample[] = pickExamples(scored.length, exampleCount).map((i) => {
+      const { image, caption } = scored[i];
+      const at = perImageIndex.get(key(cocoImageIdOf(image)))!;
+      return {
+        name: image.name,
+        path: image.path,
+        references: image.captions,
+        caption,
+        scores: Object.fromEntries(METRIC_NAMES.map((m) => [m, evaluation.perImage[m][at]])) as Record<MetricName, number>,
+      };
+    });
+
+    const record: EvaluationRecord = {
+      format: 'pixel-info-eval',
+      version: 1,
+      dataset: options.dataset,
+      split: options.split,
+      images: candidates.size,
+      selected: images.length,
+      failed: images.flatMap((image, i) => {
+        const c = captions[i];
+        return 'error' in c ? [{ name: image.name, error: c.error }] : [];
+      }),
+      metrics: Object.fromEntries(METRIC_NAMES.map((m) => [m, Number.isNaN(evaluation.scores[m]) ? null : evaluation.scores[m]])) as Record<MetricName, number | null>,
+      meteor: evaluation.meteorMethod,
+      decoding,
+      input: store
+        ? { source: 'features', featureStore: store.dir, encoderSha256: store.index.encoder.modelSha256, encoderSource: store.index.encoder.source }
+        : { source: 'images', encoderSha256, encoderSource: encoder.manifest.source },
+      model: {
+        dir: captioner.modelDir,
+        name: typeof captioner.card.name === 'string' ? captioner.card.name : null,
+        encoderSha256: cardEncoderSha,
+        encoderMatches: cardEncoderSha ? cardEncoderSha === encoderSha256 : null,
+      },
+      batchSize,
+      threads: options.threads ?? 'all',
+      cpus: availableParallelism(),
+      seconds: { load: secs(t1 - t0), caption: secs(t2 - t1), score: secs(t3 - t2), write: 0, total: 0 },
+      date: new Date().toISOString(),
+      node: process.version,
+    };
+    await writeReport(out, record, examples);
+    const t4 = performance.now();
+    record.seconds.write = secs(t4 - t3);
+    record.seconds.total = secs(t4 - t0);
+    await writeJsonAtomic(files.metrics, record);
+    return { record, out, files };
+  } finally {
+    await captioner?.release();
+    await encoder.release();
+  }
+}
+
+type CaptionSlot = { caption: Caption } | { error: { code: string; message: string } };
+
+/** Settings as they will run: the call's, else the model card's recommendation, else the search defaults (beam 3). */
+function resolveDecoding(captioner: Captioner, options: EvaluateOptions): ResolvedDecoding {
+  const card = captioner.card.decoding ?? {};
+  const pick = (v: number | undefined, fromCard: unknown, fallback: number) => v ?? (typeof fromCard === 'number' && Number.isFinite(fromCard) ? fromCard : fallback);
+  const decoding: ResolvedDecoding = {
+    beamSize: options.beamSize ?? 3,
+    lengthPenalty: pick(options.lengthPenalty, card.lengthPenalty, DEFAULT_SEARCH_OPTIONS.lengthPenalty),
+    maxLength: pick(options.maxLength, card.maxLength, DEFAULT_SEARCH_OPTIONS.maxLength),
+    noRepeatNgram: pick(options.noRepeatNgram, card.noRepeatNgram, DEFAULT_SEARCH_OPTIONS.noRepeatNgram),
+  };
+  resolveSearchOptions(decoding); // bad values fail here, before any image is captioned
+  return decoding;
+}
+
+function searchOptions(decoding: ResolvedDecoding) {
+  return { ...decoding, nBest: 1, returnAttention: true };
+}
+
+async function captionFromImages(
+  captioner: Captioner,
+  images: DatasetImage[],
+  decoding: ResolvedDecoding,
+  batchSize: number,
+  onProgress: EvaluateOptions['onProgress'],
+): Promise<CaptionSlot[]> {
+  const slots: CaptionSlot[] = [];
+  let failed = 0;
+  for (let start = 0; start < images.length; start += batchSize) {
+    const chunk = images.slice(start, start + batchSize);
+    const outcomes = await captioner.caption(
+      chunk.map((image) => image.path),
+      searchOptions(decoding),
+    );
+    for (const outcome of outcomes) {
+      if (isCaptionFailure(outcome)) {
+        failed++;
+        slots.push({ error: outcome.error });
+      } else slots.push({ caption: outcome.captions[0] });
+    }
+    onProgress?.(slots.length, images.length, failed);
+  }
+  return slots;
+}
+
+async function captionFromStore(
+  captioner: Captioner,
+  store: FeatureStoreReader,
+  images: DatasetImage[],
+  decoding: ResolvedDecoding,
+  batchSize: number,
+  onProgress: EvaluateOptions['onProgress'],
+): Promise<CaptionSlot[]> {
+  const errorOf = new Map(store.index.images.flatMap((im) => (im.error ? [[im.name, im.error] as const] : [])));
+  const slots: CaptionSlot[] = [];
+  let failed = 0;
+  const buffer = new Float32Array(batchSize * FEATURE_ROW);
+  for (let start = 0; start < images.length; start += batchSize) {
+    const chunk = images.slice(start, start + batchSize);
+    const good = chunk.filter((image) => !errorOf.has(image.name));
+    good.forEach((image, j) => buffer.set(store.read(image.name, 'spatial'), j * FEATURE_ROW));
+    const captions = good.length ? await captioner.captionFeatures(buffer.subarray(0, good.length * FEATURE_ROW), good.length, searchOptions(decoding)) : [];
+    let j = 0;
+    for (const image of chunk) {
+      const error = errorOf.get(image.name);
+      if (error) {
+        failed++;
+        slots.push({ error });
+      } else slots.push({ caption: captions[j++][0] });
+    }
+    onProgress?.(slots.length, images.length, failed);
+  }
+  return slots;
+}
+
+/** Opens a feature store and checks that it is for this dataset and holds every selected image. */
+function openStore(dir: string, dataset: DatasetName, images: DatasetImage[]): FeatureStoreReader {
+  const store = new FeatureStoreReader(resolve(dir));
+  if (store.index.dataset !== dataset) {
+    throw new PixelInfoError(ErrorCodes.FEATURE_STORE_INVALID, `${store.dir} holds features of ${store.index.dataset}, not ${dataset}`, { subject: store.dir });
+  }
+  const rowOf = new Map(store.index.images.map((im, r) => [im.name, r]));
+  const missing = images.filter((image) => !((rowOf.get(image.name) ?? Infinity) < store.index.done));
+  if (missing.length) {
+    throw new PixelInfoError(
+      ErrorCodes.FEATURE_STORE_INVALID,
+      `${store.dir} has no features for ${missing.length} of the ${images.length} images (e.g. ${missing[0].name}); finish it with \`pixel-info features\``,
+      { subject: store.dir },
+    );
+  }
+  return store;
+}
+
+function cardEncoderSha256(card: Record<string, unknown>): string | null {
+  const architecture = card.architecture as { encoder?: { modelSha256?: unknown } } | undefined;
+  const sha = architecture?.encoder?.modelSha256;
+  return typeof sha === 'string' ? sha : null;
+}
+
+function invalid(message: string): PixelInfoError {
+  return new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, message);
+}
+
+function secs(ms: number): number {
+  return Math.round(ms) / 1000;
+}
