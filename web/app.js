@@ -528,7 +528,7 @@ function renderCard(el, card) {
     ], { note: test ? undefined : 'No test-split scores in this model card.' }),
   );
   if (test && typeof test === 'object') {
-    el.append(section('Metrics (test)', Object.entries(test).map(([k, v]) => [k, fmt(v)])));
+    el.append(section(`Metrics (test${card.decoding?.beamSize ? `, beam ${card.decoding.beamSize}` : ''}, COCO toolkit definitions)`, Object.entries(test).map(([k, v]) => [k, fmt(v)])));
   }
 }
 

