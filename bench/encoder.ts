@@ -7,6 +7,7 @@
  *
  * The last line printed is JSON: {"imagesPerSecond", "pytorchImagesPerSecond", "ratioVsPytorch", "rooflineFraction", ...}
  */
+import { timeLoop } from './timing.js';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,16 +26,6 @@ const SECONDS = Number(args.get('seconds') ?? 12);
 const THREADS = Number(args.get('threads') ?? 2);
 const PYTHON = process.env.PIXEL_INFO_PYTHON ?? '/usr/bin/python3';
 
-async function timeLoop(fn: () => Promise<unknown> | unknown, seconds = SECONDS): Promise<{ calls: number; seconds: number }> {
-  await fn(); // warm-up
-  let calls = 0;
-  const t0 = performance.now();
-  while ((performance.now() - t0) / 1000 < seconds || calls < 2) {
-    await fn();
-    calls++;
-  }
-  return { calls, seconds: (performance.now() - t0) / 1000 };
-}
 
 /** fp32 GEMM rate through onnxruntime's own kernels (MLAS): the best of a few sizes is the machine's practical ceiling. */
 async function matmulGflops(): Promise<number> {
@@ -65,7 +56,7 @@ function randomBatch(count: number): Float32Array {
 async function ours(level: 'basic' | 'extended' | 'all', batch: number): Promise<number> {
   const enc = await ImageEncoder.load({ threads: THREADS, graphOptimizationLevel: level, outputs: ['features', 'pooled'] });
   const x = randomBatch(batch);
-  const t = await timeLoop(() => enc.encode(x, batch));
+  const t = await timeLoop(() => enc.encode(x, batch), SECONDS);
   await enc.release();
   return (batch * t.calls) / t.seconds;
 }

@@ -9,6 +9,7 @@
  *
  * The last line printed is JSON.
  */
+import { timeLoop } from './timing.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -44,16 +45,6 @@ interface AutocannonResult {
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-async function timeLoop(fn: () => Promise<unknown>, seconds: number): Promise<{ calls: number; seconds: number }> {
-  await fn(); // warm-up
-  let calls = 0;
-  const t0 = performance.now();
-  while ((performance.now() - t0) / 1000 < seconds || calls < 2) {
-    await fn();
-    calls++;
-  }
-  return { calls, seconds: (performance.now() - t0) / 1000 };
-}
 
 /** Images/s of the encoder alone on batches of MAX_BATCH copies of the image (already preprocessed). */
 async function encoderCeiling(): Promise<number> {

@@ -3,6 +3,7 @@
 # Python suite (pytest). Both must pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+npx tsc -p tsconfig.test.json   # types of the library, tests and benchmarks
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 status=0
 node --import tsx --test --test-concurrency=1 "${files[@]}" || status=$?

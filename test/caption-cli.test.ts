@@ -1,43 +1,21 @@
-import { test, mock } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import type { CommanderError } from 'commander';
 import sharp from 'sharp';
 import { registerCaption } from '../src/cli/commands/caption.js';
 import { SMALL_DIMS, toyVocabulary, toyWeights, writeToyModelDir } from './fixtures/decoder/toy-decoder.js';
 import { FLICKR8K_IMAGES, HAVE_FLICKR8K } from './helpers/dataset.js';
+import { runCommand, type CliRun } from './helpers/cli.js';
 
 const NEEDS_DATA = { skip: !HAVE_FLICKR8K && 'no ../shared' };
 const IMAGES = ['1000268201_693b08cb0e.jpg', '1001773457_577c3a7d70.jpg', '1002674143_1b742ab4b8.jpg'];
 
-interface Run {
-  code: number;
-  stdout: string[];
-  stderr: string[];
-}
+type Run = CliRun;
 
-/** Runs `pixel-info caption ...` in this process with a fresh program; console output captured. */
-async function caption(args: string[]): Promise<Run> {
-  const program = new Command();
-  program.exitOverride();
-  program.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-  registerCaption(program);
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const log = mock.method(console, 'log', (...a: unknown[]) => void stdout.push(a.join(' ')));
-  const err = mock.method(console, 'error', (...a: unknown[]) => void stderr.push(a.join(' ')));
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['caption', ...args], { from: 'user' });
-    return { code: Number(process.exitCode ?? 0), stdout, stderr };
-  } finally {
-    log.mock.restore();
-    err.mock.restore();
-    process.exitCode = undefined;
-  }
-}
+const caption = (args: string[]): Promise<Run> => runCommand(registerCaption, ['caption', ...args]);
 
 /**
  * A tmp dir with: a toy model whose words are long (so captions pass 125 characters), a folder holding three

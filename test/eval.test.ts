@@ -1,9 +1,8 @@
-import { after, test, mock } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
 import { registerEval } from '../src/cli/commands/eval.js';
 import { pickExamples } from '../src/eval/report.js';
 import { loadDataset } from '../src/data/datasets/index.js';
@@ -12,6 +11,8 @@ import { METRIC_NAMES } from '../src/metrics/index.js';
 import { ImageEncoder } from '../src/encoder/index.js';
 import { extractFeatures } from '../src/data/extract-features.js';
 import { DATA_DIR, HAVE_FLICKR8K } from './helpers/dataset.js';
+import { runCommand, type CliRun } from './helpers/cli.js';
+import type { CommanderError } from 'commander';
 
 /**
  * The complete Flickr8k feature store made by `pixel-info features` (outside the repo: 1.6 GB) when it is there;
@@ -55,32 +56,9 @@ function featureStore(): Promise<string> {
   return storePromise;
 }
 
-interface Run {
-  code: number;
-  stdout: string[];
-  stderr: string[];
-}
+type Run = CliRun;
 
-/** Runs `pixel-info eval ...` in this process with a fresh program; console output captured. */
-async function evalCli(args: string[]): Promise<Run> {
-  const program = new Command();
-  program.exitOverride();
-  program.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-  registerEval(program);
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const log = mock.method(console, 'log', (...a: unknown[]) => void stdout.push(a.join(' ')));
-  const err = mock.method(console, 'error', (...a: unknown[]) => void stderr.push(a.join(' ')));
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['eval', '--data-dir', DATA_DIR, '--no-progress', ...args], { from: 'user' });
-    return { code: Number(process.exitCode ?? 0), stdout, stderr };
-  } finally {
-    log.mock.restore();
-    err.mock.restore();
-    process.exitCode = undefined;
-  }
-}
+const evalCli = (args: string[]): Promise<Run> => runCommand(registerEval, ['eval', '--data-dir', DATA_DIR, '--no-progress', ...args]);
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'px-eval-'));
