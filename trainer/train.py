@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .checkpoint import build_model, load_checkpoint, save_atomic, save_fp16_parts, torch_load
 from .cider import CiderD
-from .data import Dataset, sha256_file
+from .data import DataError, Dataset, sha256_file
 from .metrics import evaluate
 from .model import ModelConfig, ShowAttendTell, autocast, count_parameters
 
@@ -493,6 +493,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log("[interrupted] last.pt holds the last finished epoch; continue with --resume")
         return 130
+    except (DataError, FileNotFoundError) as err:
+        # Bad input data is the user's to fix: one clear line, no traceback.
+        log(f"trainer: {err}")
+        return 2
     return 0
 
 

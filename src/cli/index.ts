@@ -9,6 +9,7 @@ import { registerCaption } from './commands/caption.js';
 import { registerScore } from './commands/score.js';
 import { registerServe } from './commands/serve.js';
 import { registerEval } from './commands/eval.js';
+import { registerTrain } from './commands/train.js';
 
 export function buildProgram(): Command {
   const program = new Command('pixel-info')
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerScore(program);
   registerServe(program);
   registerEval(program);
+  registerTrain(program);
   return program;
 }
 
