@@ -116,3 +116,20 @@ test('features: missing dataset folder is a clear error', async () => {
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /DATASET_NOT_FOUND/);
 });
+
+test('features: COCO layout (train2014/ + val2014/, no images/ folder) is read through its caption files', { skip: !HAVE_FLICKR8K && 'no ../shared', timeout: 300_000 }, async () => {
+  const { makeTmpDataDir, writeCoco, COCO_IMAGES } = await import('./fixtures/data/make-datasets.js');
+  const tmp = makeTmpDataDir();
+  const root = writeCoco(tmp.dir);
+  const { readdirSync } = await import('node:fs');
+  const real = readdirSync(FLICKR8K_IMAGES).sort().slice(0, COCO_IMAGES.length);
+  // The fixture's placeholder bytes become real pictures.
+  COCO_IMAGES.forEach((im, i) => copyFileSync(join(FLICKR8K_IMAGES, real[i]), join(root, im.folder, im.file_name)));
+  const out = join(tmp.dir, 'store');
+  const r = await run(['features', '--dataset', 'coco', '--data-dir', tmp.dir, '--out', out, '--no-progress', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const index = readFeatureIndex(out);
+  assert.deepEqual(index.images.map((im) => im.name), COCO_IMAGES.map((im) => im.file_name).sort());
+  assert.ok(index.complete && index.images.every((im) => !im.error));
+  tmp.cleanup();
+});

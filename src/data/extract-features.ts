@@ -14,6 +14,8 @@ export interface ExtractOptions {
   dataset: string;
   imageDir: string;
   imageNames: string[];
+  /** Where an image lives when it is not `imageDir/name` (COCO keeps train2014/ and val2014/ apart). */
+  pathOf?: (name: string) => string;
   encoder: ImageEncoder;
   encoderInfo: EncoderInfo;
   batchSize?: number;
@@ -40,11 +42,11 @@ interface PreparedBatch {
   errors: Array<{ code: string; message: string } | undefined>;
 }
 
-async function prepareBatch(names: string[], imageDir: string, hflip: boolean, limits?: ImageLimits): Promise<PreparedBatch> {
+async function prepareBatch(names: string[], pathOf: (name: string) => string, hflip: boolean, limits?: ImageLimits): Promise<PreparedBatch> {
   const per = ImageEncoder.imageFloats;
   const input = new Float32Array(names.length * per);
   const flipped = hflip ? new Float32Array(names.length * per) : undefined;
-  const results = await Promise.allSettled(names.map((name) => loadImage(join(imageDir, name), limits)));
+  const results = await Promise.allSettled(names.map((name) => loadImage(pathOf(name), limits)));
   const errors = results.map((r, i) => {
     if (r.status === 'fulfilled') {
       writeCaffeTensor(r.value.pixels, input, i);
@@ -75,14 +77,15 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractSumm
   });
   const names = writer.index.images.map((im) => im.name);
   const failed = writer.index.images.filter((im) => im.error).map((im) => ({ name: im.name, ...im.error! }));
+  const pathOf = opts.pathOf ?? ((name: string) => join(opts.imageDir, name));
   const end = Math.min(names.length, opts.maxRows === undefined ? Infinity : writer.done + opts.maxRows);
   let written = 0;
   try {
-    let next = writer.done < end ? prepareBatch(names.slice(writer.done, Math.min(end, writer.done + batchSize)), opts.imageDir, hflip, opts.limits) : undefined;
+    let next = writer.done < end ? prepareBatch(names.slice(writer.done, Math.min(end, writer.done + batchSize)), pathOf, hflip, opts.limits) : undefined;
     while (next) {
       const batch = await next;
       const after = writer.done + batch.count;
-      next = after < end ? prepareBatch(names.slice(after, Math.min(end, after + batchSize)), opts.imageDir, hflip, opts.limits) : undefined;
+      next = after < end ? prepareBatch(names.slice(after, Math.min(end, after + batchSize)), pathOf, hflip, opts.limits) : undefined;
 
       const out = await opts.encoder.encode(batch.input, batch.count);
       const arrays = [zeroFailedRows(out.features!, 49 * 2048, batch.errors), zeroFailedRows(out.pooled!, 2048, batch.errors)];

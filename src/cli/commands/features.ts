@@ -1,10 +1,11 @@
 /** `pixel-info features`: extract ResNet50 features of a whole dataset into a resumable feature store. */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ImageEncoder } from '../../encoder/index.js';
 import { extractFeatures } from '../../data/extract-features.js';
 import { resolveDataDir } from '../../data/paths.js';
+import { loadDataset, type DatasetName } from '../../data/datasets/index.js';
 import { PixelInfoError, ErrorCodes } from '../../errors.js';
 import { createProgress } from '../progress.js';
 import { parsePositiveInt } from '../options.js';
@@ -23,6 +24,17 @@ export function listDatasetImages(dataDir: string, dataset: string): { imageDir:
   return { imageDir, names: names.sort() };
 }
 
+/**
+ * The images of a dataset: every image file in `<data-dir>/<dataset>/images` when that folder exists (Flickr8k), else
+ * the images its caption files list (Flickr30k, COCO: e.g. train2014/ and val2014/), by file name.
+ */
+export async function datasetImages(dataDir: string, dataset: string): Promise<{ imageDir: string; names: string[]; pathOf?: (name: string) => string }> {
+  if (existsSync(join(dataDir, dataset, 'images')) || !['flickr8k', 'flickr30k', 'coco'].includes(dataset)) return listDatasetImages(dataDir, dataset);
+  const ds = await loadDataset(dataset as DatasetName, { dataDir });
+  const paths = new Map(ds.images.map((im) => [im.name, im.path]));
+  return { imageDir: ds.imageDir, names: [...paths.keys()].sort(), pathOf: (name) => paths.get(name)! };
+}
+
 export function registerFeatures(program: Command): void {
   program
     .command('features')
@@ -39,7 +51,7 @@ export function registerFeatures(program: Command): void {
     .option('--json', 'print the summary as JSON', false)
     .action(async (opts) => {
       const dataDir = resolveDataDir(opts.dataDir);
-      const { imageDir, names } = listDatasetImages(dataDir, opts.dataset);
+      const { imageDir, names, pathOf } = await datasetImages(dataDir, opts.dataset);
       const selected = opts.limit ? names.slice(0, opts.limit) : names;
       const storeDir = opts.out ?? join('features', opts.dataset);
       const encoder = await ImageEncoder.load({ threads: opts.threads, outputs: ['features', 'pooled'] });
@@ -49,6 +61,7 @@ export function registerFeatures(program: Command): void {
         dataset: opts.dataset,
         imageDir,
         imageNames: selected,
+        pathOf,
         encoder,
         encoderInfo: { name: 'resnet50-imagenet', source: encoder.manifest.source, modelSha256: encoder.manifest.files['resnet50.onnx'].sha256 },
         batchSize: opts.batchSize,
