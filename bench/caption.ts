@@ -47,7 +47,8 @@ const loadBefore = loadavg();
 console.log(`caption benchmark: ${label}, beam ${BEAM}, ${THREADS} threads, ${WARMUP} warm-up + up to ${RUNS} runs (≤ ${SECONDS} s); load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
 
 const tLoad = performance.now();
-const captioner = await Captioner.load({ threads: THREADS, batchSize: 1 });
+const INT8 = args.get('int8-decoder') === 'true';
+const captioner = await Captioner.load({ threads: THREADS, batchSize: 1, int8Decoder: INT8 });
 const loadMs = performance.now() - tLoad;
 const options = { beamSize: BEAM, lengthPenalty: 0 };
 
@@ -81,6 +82,7 @@ const summary = {
   beam: BEAM,
   runs: total.length,
   threads: THREADS,
+  int8Decoder: INT8,
   modelLoadMs: round(loadMs),
   caption: text,
   loadAverage: { before: loadBefore.map(round), after: loadAfter.map(round) },

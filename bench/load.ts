@@ -28,6 +28,7 @@ const SECONDS = Math.min(30, Number(args.get('seconds') ?? 15));
 const CEILING_SECONDS = Number(args.get('ceiling-seconds') ?? 8);
 const CONNECTIONS = (args.get('connections') ?? '1,4,16').split(',').map(Number);
 const MAX_BATCH = Number(args.get('max-batch') ?? 8);
+const INT8 = args.get('int8-decoder') === 'true';
 const THREADS = Number(args.get('threads') ?? cpus().length);
 const DATA_DIR = resolve(process.env.PIXEL_INFO_DATA_DIR ?? '../shared/datasets');
 const IMAGE = args.get('image') ?? join(DATA_DIR, 'flickr8k', 'images', '1000268201_693b08cb0e.jpg');
@@ -59,7 +60,7 @@ async function encoderCeiling(): Promise<number> {
 
 /** Images/s of the whole pipeline in process (decode, encoder, beam search with the model card's settings) on batches of MAX_BATCH. */
 async function pipelineCeiling(bytes: Buffer): Promise<number> {
-  const captioner = await Captioner.load({ threads: THREADS, batchSize: MAX_BATCH });
+  const captioner = await Captioner.load({ threads: THREADS, batchSize: MAX_BATCH, int8Decoder: INT8 });
   const inputs = Array.from({ length: MAX_BATCH }, () => bytes);
   const t = await timeLoop(() => captioner.caption(inputs), CEILING_SECONDS);
   await captioner.release();
@@ -85,6 +86,7 @@ async function main() {
     maxWaitMs: 10,
     maxQueue: 64,
     threads: THREADS,
+    int8Decoder: INT8,
     logger: false,
   });
   await server.engineReady;

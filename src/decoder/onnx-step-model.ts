@@ -2,11 +2,12 @@
  * The exported decoder (docs/formats.md, "Decoder model directory") as a StepModel: decoder_init.onnx
  * makes the per-image state, decoder_step.onnx advances every beam of every image in one call.
  */
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import type { DecoderState, StepModel, StepOutput } from './step-model.js';
+import { quantizeGemmWeights } from '../onnx/quantize.js';
 
 export const INIT_FILE = 'decoder_init.onnx';
 export const STEP_FILE = 'decoder_step.onnx';
@@ -20,6 +21,8 @@ export interface OnnxStepModelOptions {
   threads?: number;
   /** When given, every step checks that log_probs has this many columns (a vocab.json / model mismatch is MODEL_CORRUPT). */
   vocabSize?: number;
+  /** Run the step graph's dense layers with int8 weights (src/onnx/quantize.ts): about 2x faster per step at small batches. */
+  int8?: boolean;
 }
 
 /** Image-level tensors shared by all rows of one search, and the per-row copies the step graph needs. */
@@ -103,9 +106,10 @@ export class OnnxStepModel implements StepModel<OnnxDecoderState> {
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
     };
-    const [initSession, stepSession] = await Promise.all(
-      [INIT_FILE, STEP_FILE].map((file) => openSession(join(modelDir, file), sessionOptions)),
-    );
+    const [initSession, stepSession] = await Promise.all([
+      openSession(join(modelDir, INIT_FILE), sessionOptions),
+      openSession(join(modelDir, STEP_FILE), sessionOptions, options.int8 ? (bytes) => quantizeGemmWeights(bytes).bytes : undefined),
+    ]);
     try {
       checkNames(initSession, INIT_FILE, INIT_INPUTS, INIT_OUTPUTS);
       checkNames(stepSession, STEP_FILE, STEP_INPUTS, STEP_OUTPUTS);
@@ -203,14 +207,18 @@ export class OnnxStepModel implements StepModel<OnnxDecoderState> {
   }
 }
 
-async function openSession(path: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+async function openSession(
+  path: string,
+  options: ort.InferenceSession.SessionOptions,
+  transform?: (bytes: Uint8Array) => Uint8Array,
+): Promise<ort.InferenceSession> {
   try {
     await access(path);
   } catch {
     throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, `decoder model file ${path} is missing`, { subject: path });
   }
   try {
-    return await ort.InferenceSession.create(path, options);
+    return transform ? await ort.InferenceSession.create(transform(await readFile(path)), options) : await ort.InferenceSession.create(path, options);
   } catch (err) {
     throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `${path} cannot be loaded by onnxruntime: ${(err as Error).message}`, { subject: path, cause: err });
   }

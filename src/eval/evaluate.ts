@@ -52,6 +52,8 @@ export interface EvaluateOptions {
   batchSize?: number;
   /** onnxruntime intra-op threads; default all cores. */
   threads?: number;
+  /** int8 decoder weights (Captioner's int8Decoder). */
+  int8Decoder?: boolean;
   /** METEOR method (default auto: the toolkit's jar when Java and the jar are found, else native). */
   meteor?: MeteorMode;
   /** Example images in report.md; default 20. */
@@ -137,7 +139,7 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
         { subject: store.dir },
       );
     }
-    captioner = await Captioner.load({ modelDir: options.modelDir ?? defaultModelDir(), encoder, threads: options.threads, batchSize });
+    captioner = await Captioner.load({ modelDir: options.modelDir ?? defaultModelDir(), encoder, threads: options.threads, batchSize, int8Decoder: options.int8Decoder });
     const decoding = resolveDecoding(captioner, options);
     const cardEncoderSha = cardEncoderSha256(captioner.card);
     if (cardEncoderSha && cardEncoderSha !== encoderSha256) {

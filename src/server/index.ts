@@ -13,6 +13,8 @@ export const SERVER_MAX_PIXELS = 40_000_000;
 
 export interface StartOptions extends Omit<ServerOptions, 'loadEngine' | 'library'> {
   port?: number;
+  /** int8 decoder weights (Captioner's int8Decoder). */
+  int8Decoder?: boolean;
   host?: string;
   modelDir?: string;
   /** SQLite file of the library; default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite. */
@@ -37,6 +39,7 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
       Captioner.load({
         modelDir: options.modelDir ?? defaultModelDir(),
         threads: options.threads,
+        int8Decoder: options.int8Decoder,
         batchSize: maxBatch,
         limits: { maxPixels: options.maxPixels ?? SERVER_MAX_PIXELS, maxBytes: bodyLimit },
       }),

@@ -18,6 +18,7 @@ const HEATMAP_MAX_SIDE = 1024;
 
 interface CaptionCliOptions {
   model: string;
+  int8Decoder: boolean;
   beam?: number;
   nBest: number;
   maxLength?: number;
@@ -57,6 +58,7 @@ export function registerCaption(program: Command): void {
     .option('--attention-dir <dir>', 'write a heat-map PNG per word of the best caption: <image-stem>_<index>_<word>.png')
     .option('--batch-size <n>', 'images per encoder/decoder batch', parsePositiveInt, 8)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
+    .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
     .option('--no-progress', 'no progress bar')
     .action(async (inputs: string[], opts: CaptionCliOptions, command: Command) => {
       if (opts.beam !== undefined && opts.nBest > opts.beam) command.error(`error: --n-best (${opts.nBest}) cannot exceed --beam (${opts.beam})`, { exitCode: 2 });
@@ -64,7 +66,7 @@ export function registerCaption(program: Command): void {
       for (const e of empty) console.error(`pixel-info caption: no images found in ${e}`);
       if (files.length === 0) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `no images to caption in ${inputs.join(', ')}`);
 
-      const captioner = await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize });
+      const captioner = await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder });
       const records: FileRecord[] = [];
       const heatmaps = opts.attentionDir ? new HeatmapWriter(opts.attentionDir) : undefined;
       const bar = createProgress(files.length, 'caption', { enabled: opts.progress && files.length > PROGRESS_THRESHOLD });

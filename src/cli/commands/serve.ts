@@ -6,6 +6,7 @@ import { defaultLibraryPath, SERVER_MAX_PIXELS, startServer } from '../../server
 import { parsePositiveInt } from '../options.js';
 
 interface ServeCliOptions {
+  int8Decoder: boolean;
   port: number;
   host: string;
   model: string;
@@ -37,6 +38,7 @@ export function registerServe(program: Command): void {
     .option('--max-pixels <n>', 'largest image (width × height), checked from the header before decoding', parsePositiveInt, SERVER_MAX_PIXELS)
     .option('--library <path>', 'SQLite file of captioned images (default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
+    .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, parseLogLevel, 'info')
     .action(async (opts: ServeCliOptions) => {
       const { server, url } = await startServer({
@@ -51,6 +53,7 @@ export function registerServe(program: Command): void {
         maxPixels: opts.maxPixels,
         library: opts.library ?? defaultLibraryPath(),
         threads: opts.threads,
+        int8Decoder: opts.int8Decoder,
         logger: { level: opts.logLevel },
       });
       const { app } = server;
