@@ -2,10 +2,11 @@
  * `pixel-info eval`: caption every image of a dataset split, score the captions with the COCO caption metrics and
  * write results.json, references.json, metrics.json and report.md (src/eval).
  */
+import { exitTwoOn } from '../usage-errors.js';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../../data/datasets/index.js';
-import { ErrorCodes, PixelInfoError, type ErrorCode } from '../../errors.js';
+import { ErrorCodes, type ErrorCode } from '../../errors.js';
 import { EVAL_SPLITS, evaluateModel, type EvalSplit } from '../../eval/evaluate.js';
 import { METEOR_MODES, METRIC_NAMES, type MeteorMode } from '../../metrics/index.js';
 import { defaultModelDir } from '../../pipeline/captioner.js';
@@ -69,18 +70,7 @@ export function registerEval(program: Command): void {
         .default('auto'),
     )
     .option('--no-progress', 'no progress bar')
-    .action(async (opts: EvalCliOptions) => {
-      try {
-        await runEval(opts);
-      } catch (err) {
-        if (err instanceof PixelInfoError && USAGE_ERRORS.has(err.code)) {
-          console.error(`pixel-info eval: ${err.code}: ${err.message}`);
-          process.exitCode = 2;
-          return;
-        }
-        throw err;
-      }
-    });
+    .action(exitTwoOn<EvalCliOptions>('eval', USAGE_ERRORS, runEval));
 }
 
 async function runEval(opts: EvalCliOptions): Promise<void> {

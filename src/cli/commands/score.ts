@@ -3,6 +3,7 @@
  * like the COCO caption toolkit's COCOEvalCap with `params['image_id'] = cocoRes.getImgIds()`: the
  * images scored are those in the results, each against all of its reference captions.
  */
+import { exitTwoOn } from '../usage-errors.js';
 import { Option, type Command } from 'commander';
 import type { z } from 'zod';
 import { annotationsToReferences, cocoAnnotationsSchema, cocoResultsSchema, type CocoImageId } from '../../data/coco-format.js';
@@ -41,18 +42,7 @@ export function registerScore(program: Command): void {
         .choices(METEOR_MODES)
         .default('auto'),
     )
-    .action(async (opts: ScoreCliOptions) => {
-      try {
-        await runScore(opts);
-      } catch (err) {
-        if (err instanceof PixelInfoError && USAGE_ERRORS.has(err.code)) {
-          console.error(`pixel-info score: ${err.code}: ${err.message}`);
-          process.exitCode = 2;
-          return;
-        }
-        throw err;
-      }
-    });
+    .action(exitTwoOn<ScoreCliOptions>('score', USAGE_ERRORS, runScore));
 }
 
 async function readJson<S extends z.ZodTypeAny>(file: string, schema: S, codes: FileErrorCodes): Promise<z.output<S>> {
