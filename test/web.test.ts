@@ -15,9 +15,6 @@ import { FLICKR8K_IMAGES, HAVE_FLICKR8K } from './helpers/dataset.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const GIRL = join(FLICKR8K_IMAGES, '1000268201_693b08cb0e.jpg');
-// The docs screenshot is refreshed only on request (PIXEL_INFO_UPDATE_SCREENSHOTS=1), so a test run leaves the tree clean.
-const UPDATE_DOCS = process.env.PIXEL_INFO_UPDATE_SCREENSHOTS === '1';
-const SCREENSHOT = join('docs', 'screenshots', 'web-caption.png');
 const skip = !existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM}` : !HAVE_FLICKR8K ? 'no ../shared' : false;
 
 /** Sum over the canvas of |pixel − reference|, and how many pixels differ. */
@@ -115,14 +112,10 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
   assert.match((await page.textContent('#status')) ?? '', /Copied/);
   assert.equal(await page.isDisabled('#refresh'), false);
 
-  // Screenshot for the docs: the heat-map of "girl", palette-quantised to stay small.
+  // Screenshot of the heat-map of "girl", palette-quantised to stay small.
   const png = await sharp(shot).png({ palette: true, quality: 90, compressionLevel: 9, effort: 8 }).toBuffer();
-  writeFileSync(join(shots, 'web-caption-docs.png'), png);
-  if (UPDATE_DOCS) {
-    mkdirSync(join('docs', 'screenshots'), { recursive: true });
-    writeFileSync(SCREENSHOT, png);
-  }
-  assert.ok(png.length < 300 * 1024, `${SCREENSHOT} is ${png.length} bytes`);
+  writeFileSync(join(shots, 'web-caption-small.png'), png);
+  assert.ok(png.length < 300 * 1024, `palette screenshot is ${png.length} bytes`);
 
   // --- Query: keyboard to the tab, search a word of the caption, see its thumbnail ---
   await page.focus('#tab-caption');
@@ -199,5 +192,5 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
   }
 
   assert.deepEqual(problems, [], 'no page errors or console errors (CSP included)');
-  t.diagnostic(`screenshots in ${shots}; ${UPDATE_DOCS ? `docs copy at ${SCREENSHOT}` : 'docs copy not updated'} (${png.length} bytes)`);
+  t.diagnostic(`screenshots in ${shots}; small copy web-caption-small.png (${png.length} bytes)`);
 });
