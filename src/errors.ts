@@ -23,6 +23,8 @@ export const ErrorCodes = {
   OVERLOADED: 'OVERLOADED',
   /** An HTTP route or a library entry that does not exist. */
   NOT_FOUND: 'NOT_FOUND',
+  /** A file or folder the command must write or read could not be (not a directory, no space, read-only...). */
+  IO_ERROR: 'IO_ERROR',
   INTERNAL: 'INTERNAL',
 } as const;
 
@@ -48,6 +50,11 @@ export class PixelInfoError extends Error {
 /** Wraps anything thrown into a PixelInfoError so reporting code has one shape to deal with. */
 export function asPixelInfoError(err: unknown, subject?: string): PixelInfoError {
   if (err instanceof PixelInfoError) return err;
+  const sys = err as NodeJS.ErrnoException;
+  if (sys && typeof sys.code === 'string' && typeof sys.syscall === 'string' && sys.path) {
+    // A system call on a path failed: say which operation, which path and why, without a stack trace.
+    return new PixelInfoError(ErrorCodes.IO_ERROR, `cannot ${sys.syscall} ${sys.path}: ${sys.code}`, { subject: sys.path, cause: err });
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new PixelInfoError(ErrorCodes.INTERNAL, subject ? `${subject}: ${message}` : message, { subject, cause: err });
 }

@@ -133,3 +133,10 @@ test('features: COCO layout (train2014/ + val2014/, no images/ folder) is read t
   assert.ok(index.complete && index.images.every((im) => !im.error));
   tmp.cleanup();
 });
+
+test('features: an output folder that cannot be made is one clear IO_ERROR line, no stack trace', { skip: !HAVE_FLICKR8K && 'no ../shared' }, async () => {
+  const r = await run(['features', '--dataset', 'flickr8k', '--limit', '1', '--out', '/etc/hostname/store', '--no-progress']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /IO_ERROR: cannot mkdir \/etc\/hostname\/store: ENOTDIR/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+});

@@ -1,6 +1,6 @@
 /** The `pixel-info` command line: each command lives in ./commands and registers itself here. */
 import { Command, CommanderError } from 'commander';
-import { PixelInfoError } from '../errors.js';
+import { PixelInfoError, asPixelInfoError, ErrorCodes } from '../errors.js';
 import { registerClassify } from './commands/classify.js';
 import { registerFeatures } from './commands/features.js';
 import { registerEncoder } from './commands/encoder.js';
@@ -39,9 +39,11 @@ export async function main(argv = process.argv): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
       return;
     }
-    if (err instanceof PixelInfoError) {
-      console.error(`pixel-info: ${err.code}: ${err.message}`);
-      process.exitCode = err.code === 'INVALID_ARGUMENT' ? 2 : 1;
+    // Typed errors and failed file-system calls are the user's to fix: one line, no stack trace.
+    const known = asPixelInfoError(err);
+    if (err instanceof PixelInfoError || known.code === ErrorCodes.IO_ERROR) {
+      console.error(`pixel-info: ${known.code}: ${known.message}`);
+      process.exitCode = known.code === ErrorCodes.INVALID_ARGUMENT ? 2 : 1;
       return;
     }
     throw err;
