@@ -11,12 +11,29 @@ export {
   type CaptionOutcome,
   type CaptionTimings,
 } from './pipeline/captioner.js';
-export { ImageEncoder, type EncoderOptions, type EncodedBatch } from './encoder/index.js';
+export {
+  ImageEncoder,
+  ENCODER_GEOMETRY,
+  type EncoderOptions,
+  type EncodedBatch,
+  type EncoderGeometry,
+  type FeatureGeometry,
+} from './encoder/index.js';
 export type { ImageLimits } from './image/index.js';
-export { OnnxStepModel } from './decoder/onnx-step-model.js';
 export type { StepModel, DecoderState, StepOutput } from './decoder/step-model.js';
-export { beamSearch, DEFAULT_SEARCH_OPTIONS, type SearchOptions, type Hypothesis } from './decoder/search.js';
-export { readModelDir, type ModelCard } from './decoder/model-dir.js';
+export { beamSearch, type SearchVocabulary, type Hypothesis } from './decoder/search.js';
+export {
+  resolveGeneration,
+  DEFAULT_GENERATION,
+  RULE_NAMES,
+  type GenerationConfig,
+  type GenerationOptions,
+  type RuleName,
+  type DanglingWords,
+} from './decoder/generation.js';
+export { buildRules, type DecodingRule, type SpecialTokens } from './decoder/rules.js';
+export { ARCHITECTURES, type DecoderArchitecture, type LoadedDecoder } from './decoder/registry.js';
+export { readModelDir, loadDecoder, type ModelCard, type ModelDirContents } from './decoder/model-dir.js';
 export { renderAttentionHeatmap, type HeatmapOptions, type RgbImage } from './render/heatmap.js';
-export { toAltText } from './pipeline/format.js';
+export { toAltText, ALT_TEXT_MAX } from './text/alt-text.js';
 export * from './errors.js';

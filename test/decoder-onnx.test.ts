@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OnnxStepModel } from '../src/decoder/onnx-step-model.js';
+import { ShowAttendTellStepModel } from '../src/decoder/models/show-attend-tell.js';
 import { readModelDir } from '../src/decoder/model-dir.js';
 import { beamSearch, type Hypothesis } from '../src/decoder/search.js';
 import { DataType, encodeModel, node, valueInfo } from '../src/onnx/proto.js';
@@ -31,9 +31,9 @@ function assertSameHypotheses(actual: Hypothesis[][], expected: Hypothesis[][], 
   });
 }
 
-test('OnnxStepModel + beam search give what the plain-TS toy decoder gives (greedy, beam 3 with n-best, attention)', async (t) => {
+test('ShowAttendTellStepModel + beam search give what the plain-TS toy decoder gives (greedy, beam 3 with n-best, attention)', async (t) => {
   const weights = toyWeights();
-  const model = await OnnxStepModel.load(tmpModel(t, weights), { vocabSize: SMALL_DIMS.vocab, threads: 1 });
+  const model = await ShowAttendTellStepModel.load(tmpModel(t, weights), { vocabSize: SMALL_DIMS.vocab, threads: 1 });
   t.after(() => model.release());
   const reference = new ToyReferenceModel(weights);
   const features = toyFeatures(5);
@@ -50,14 +50,15 @@ test('OnnxStepModel + beam search give what the plain-TS toy decoder gives (gree
   }
 });
 
-test('OnnxStepModel: a batch of images decodes exactly as each image alone; attention rows sum to 1', async (t) => {
-  const model = await OnnxStepModel.load(tmpModel(t), { threads: 1 });
+test('ShowAttendTellStepModel: a batch of images decodes exactly as each image alone; attention rows sum to 1', async (t) => {
+  const model = await ShowAttendTellStepModel.load(tmpModel(t), { threads: 1 });
   t.after(() => model.release());
   const features = toyFeatures(4, SMALL_DIMS, 99);
-  const opts = { beamSize: 3, maxLength: 12, returnAttention: true, vocabulary: toyVocabulary(SMALL_DIMS.vocab) };
-  const batched = await beamSearch(model, features, 4, opts);
+  const opts = { beamSize: 3, maxLength: 12, returnAttention: true };
+  const vocabulary = { words: toyVocabulary(SMALL_DIMS.vocab) };
+  const batched = await beamSearch(model, features, 4, opts, vocabulary);
   for (let i = 0; i < 4; i++) {
-    const [alone] = await beamSearch(model, features.slice(i * ROW, (i + 1) * ROW), 1, opts);
+    const [alone] = await beamSearch(model, features.slice(i * ROW, (i + 1) * ROW), 1, opts, vocabulary);
     assertSameHypotheses([batched[i]], [alone], 1e-5);
     assert.deepEqual(batched[i][0].words, alone[0].words);
   }
@@ -68,8 +69,8 @@ test('OnnxStepModel: a batch of images decodes exactly as each image alone; atte
   assert.equal(model.vocabSize, SMALL_DIMS.vocab, 'learned from the graph');
 });
 
-test('OnnxStepModel.select reorders and repeats rows; init checks the feature size', async (t) => {
-  const model = await OnnxStepModel.load(tmpModel(t), { threads: 1 });
+test('ShowAttendTellStepModel.select reorders and repeats rows; init checks the feature size', async (t) => {
+  const model = await ShowAttendTellStepModel.load(tmpModel(t), { threads: 1 });
   t.after(() => model.release());
   const state = await model.init(toyFeatures(2), 2);
   const picked = model.select(state, [1, 1, 0]);
@@ -97,12 +98,17 @@ test('model directory: missing dir or files → MODEL_NOT_FOUND, bad graphs or v
 
   // vocab.json of another size than the graph's log_probs
   writeFileSync(join(dir, 'vocab.json'), JSON.stringify(toyVocabulary(SMALL_DIMS.vocab + 1)));
-  await assert.rejects(OnnxStepModel.load(dir, { vocabSize: SMALL_DIMS.vocab + 1 }), { code: 'MODEL_CORRUPT' });
+  await assert.rejects(ShowAttendTellStepModel.load(dir, { vocabSize: SMALL_DIMS.vocab + 1 }), { code: 'MODEL_CORRUPT' });
   writeFileSync(join(dir, 'vocab.json'), JSON.stringify(['a', 'b']));
   await assert.rejects(readModelDir(dir), (err: { code: string; message: string }) => err.code === 'MODEL_CORRUPT' && /vocab\.json/.test(err.message));
-  writeFileSync(join(dir, 'model-card.json'), '{ not json');
   writeFileSync(join(dir, 'vocab.json'), JSON.stringify(toyVocabulary(SMALL_DIMS.vocab)));
+  const card = readFileSync(join(dir, 'model-card.json'));
+  writeFileSync(join(dir, 'model-card.json'), '{ not json');
   await assert.rejects(readModelDir(dir), { code: 'MODEL_CORRUPT' });
+  // A card naming an architecture the registry does not know.
+  writeFileSync(join(dir, 'model-card.json'), JSON.stringify({ architecture: { type: 'no-such-decoder' } }));
+  await assert.rejects(readModelDir(dir), (err: { code: string; message: string }) => err.code === 'MODEL_CORRUPT' && /unknown decoder architecture "no-such-decoder" \(known: show-attend-tell\)/.test(err.message));
+  writeFileSync(join(dir, 'model-card.json'), card);
 
   // A step graph with the wrong output names.
   const wrong = encodeModel({
@@ -113,13 +119,13 @@ test('model directory: missing dir or files → MODEL_NOT_FOUND, bad graphs or v
     outputs: [valueInfo('ids', DataType.INT64, ['N'])],
   });
   writeFileSync(join(dir, 'decoder_step.onnx'), wrong);
-  await assert.rejects(OnnxStepModel.load(dir), (err: { code: string; message: string }) => {
+  await assert.rejects(ShowAttendTellStepModel.load(dir), (err: { code: string; message: string }) => {
     assert.equal(err.code, 'MODEL_CORRUPT');
     assert.match(err.message, /decoder_step\.onnx lacks input 'h'.*output 'log_probs'/);
     return true;
   });
   writeFileSync(join(dir, 'decoder_step.onnx'), 'not onnx at all');
-  await assert.rejects(OnnxStepModel.load(dir), { code: 'MODEL_CORRUPT' });
+  await assert.rejects(ShowAttendTellStepModel.load(dir), { code: 'MODEL_CORRUPT' });
   unlinkSync(join(dir, 'decoder_step.onnx'));
   await assert.rejects(readModelDir(dir), (err: { code: string; message: string }) => err.code === 'MODEL_NOT_FOUND' && /missing decoder_step\.onnx/.test(err.message));
 });

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { beamSearch, type Hypothesis } from '../src/decoder/search.js';
+import { DEFAULT_GENERATION, RULE_NAMES, resolveGeneration, type RuleName } from '../src/decoder/generation.js';
+import { isDanglingEnding } from '../src/decoder/rules.js';
 import type { DecoderState, StepModel, StepOutput } from '../src/decoder/step-model.js';
 import { ToyReferenceModel, toyFeatures, toyVocabulary, toyWeights } from './fixtures/decoder/toy-decoder.js';
 
@@ -61,6 +63,9 @@ class TableModel implements StepModel<TableState> {
 function table(entries: Record<string, Next>): Policy {
   return (prefix) => entries[prefix.join(' ')] ?? { '<end>': 0.9 };
 }
+
+/** Every rule but the named ones. */
+const without = (...names: RuleName[]): RuleName[] => RULE_NAMES.filter((n) => !names.includes(n));
 
 const imageIds = (n: number) => Float32Array.from({ length: n }, (_, i) => i);
 const words = (h: Hypothesis) => h.tokens.map((id) => VOCAB[id]).join(' ');
@@ -164,9 +169,9 @@ test('the same word twice in a row and <unk> are blocked by default, allowed on 
   const stutter: Policy = (prefix): Next => (prefix.length < 3 ? { a: 0.7, '<unk>': 0.2, b: 0.1 } : { '<end>': 0.9 });
   const [[blocked]] = await beamSearch(new TableModel([stutter]), imageIds(1), 1, { beamSize: 1 });
   assert.equal(words(blocked), 'a b a');
-  const [[unk]] = await beamSearch(new TableModel([stutter]), imageIds(1), 1, { beamSize: 1, allowUnk: true });
+  const [[unk]] = await beamSearch(new TableModel([stutter]), imageIds(1), 1, { beamSize: 1, rules: without('no-unk') });
   assert.equal(words(unk), 'a <unk> a');
-  const [[free]] = await beamSearch(new TableModel([stutter]), imageIds(1), 1, { beamSize: 1, blockRepeatedToken: false, noRepeatNgram: 0 });
+  const [[free]] = await beamSearch(new TableModel([stutter]), imageIds(1), 1, { beamSize: 1, rules: without('no-repeated-token'), noRepeatNgram: 0 });
   assert.equal(words(free), 'a a a');
 });
 
@@ -182,7 +187,7 @@ test('maxLength caps the words and closes every beam with its <end> probability;
 });
 
 test('attention: one 4-weight row per word, taken from the step that predicted that word', async () => {
-  const [[h]] = await beamSearch(new TableModel([GARDEN_PATH]), imageIds(1), 1, { beamSize: 2, returnAttention: true, vocabulary: VOCAB });
+  const [[h]] = await beamSearch(new TableModel([GARDEN_PATH]), imageIds(1), 1, { beamSize: 2, returnAttention: true }, { words: VOCAB });
   assert.deepEqual(h.words, ['b', 'c']);
   assert.equal(h.alphas!.length, 2);
   // Word i is predicted from a prefix of i words: one-hot on region i.
@@ -202,10 +207,11 @@ test('a batch of images gives exactly the results of one image at a time (table 
   const w = toyWeights();
   const features = toyFeatures(4);
   const rowFloats = 49 * 2048;
-  const opts = { beamSize: 3, maxLength: 10, vocabulary: toyVocabulary(w.dims.vocab) };
-  const all = await beamSearch(new ToyReferenceModel(w), features, 4, opts);
+  const opts = { beamSize: 3, maxLength: 10 };
+  const vocabulary = { words: toyVocabulary(w.dims.vocab) };
+  const all = await beamSearch(new ToyReferenceModel(w), features, 4, opts, vocabulary);
   for (let i = 0; i < 4; i++) {
-    const [alone] = await beamSearch(new ToyReferenceModel(w), features.slice(i * rowFloats, (i + 1) * rowFloats), 1, opts);
+    const [alone] = await beamSearch(new ToyReferenceModel(w), features.slice(i * rowFloats, (i + 1) * rowFloats), 1, opts, vocabulary);
     assert.deepEqual(all[i], alone, `toy image ${i}`);
   }
 });
@@ -214,7 +220,7 @@ test('greedy search equals a hand-written argmax loop over the random toy model'
   const w = toyWeights();
   const model = new ToyReferenceModel(w);
   const features = toyFeatures(3);
-  const found = await beamSearch(model, features, 3, { beamSize: 1, maxLength: 15, noRepeatNgram: 0, blockRepeatedToken: false, allowUnk: true });
+  const found = await beamSearch(model, features, 3, { beamSize: 1, maxLength: 15, rules: ['no-specials', 'no-empty'] });
   for (let img = 0; img < 3; img++) {
     let state = await model.init(features.slice(img * 49 * 2048, (img + 1) * 49 * 2048), 1);
     let token = 1;
@@ -241,4 +247,58 @@ test('invalid options are INVALID_ARGUMENT', async () => {
   for (const bad of [{ beamSize: 0 }, { beamSize: 2.5 }, { maxLength: 0 }, { lengthPenalty: -1 }, { lengthPenalty: NaN }, { noRepeatNgram: -1 }]) {
     await assert.rejects(beamSearch(model, imageIds(1), 1, bad), { code: 'INVALID_ARGUMENT' }, JSON.stringify(bad));
   }
+});
+
+/** "a dog runs in" is likelier than "a dog runs", and "in" is a preposition: the caption would dangle. */
+const DANGLING_POLICY: Policy = (prefix) =>
+  (<Record<string, Next>>{
+    '': { a: 0.9, b: 0.1 },
+    a: { b: 0.9, c: 0.1 },
+    'a b': { c: 0.6, x: 0.4 },
+    'a b c': { y: 0.7, '<end>': 0.3 },
+    'a b c y': { '<end>': 0.95, z: 0.05 },
+    'a b x': { '<end>': 0.99 },
+  })[prefix.join(' ')] ?? { '<end>': 0.9 };
+
+test('no-dangling-ending: a caption never ends on a word of the dangling lists; the lists come from the config', async () => {
+  const model = () => new TableModel([DANGLING_POLICY]);
+  const vocabulary = { words: VOCAB };
+  // Without the rule the best caption ends on "y".
+  const [[free]] = await beamSearch(model(), imageIds(1), 1, { beamSize: 3, rules: without('no-dangling-ending') }, vocabulary);
+  assert.equal(words(free), 'a b c y');
+  // "y" declared dangling (as a card for another language would): the best caption that does not end on it.
+  const danglingWords = { preposition: ['y'] };
+  const [[ruled]] = await beamSearch(model(), imageIds(1), 1, { beamSize: 3, danglingWords }, vocabulary);
+  assert.equal(words(ruled), 'a b x');
+  assert.ok(!isDanglingEnding(ruled.tokens.map((id) => VOCAB[id]), danglingWords));
+  // Greedy too, and with several dangling words: it writes on past them.
+  const [[greedy]] = await beamSearch(model(), imageIds(1), 1, { beamSize: 1, danglingWords: { x: ['c', 'y'] } }, vocabulary);
+  assert.equal(words(greedy), 'a b c y z');
+});
+
+test('at maxLength a beam that would dangle is not closed unless no beam of the image may end', async () => {
+  // At the cut (2 words) the live beams are "a c" and "a x"; "c" is dangling.
+  const policy = table({ '': { a: 0.9, b: 0.1 }, a: { c: 0.5, x: 0.3, '<end>': 0.01 }, b: { y: 0.5 } });
+  const [[h]] = await beamSearch(new TableModel([policy]), imageIds(1), 1, { beamSize: 2, maxLength: 2, noRepeatNgram: 0, danglingWords: { d: ['c'] } }, { words: VOCAB });
+  assert.equal(words(h), 'a x', 'the dangling "a c" is dropped at the cut, "a x" closes');
+  const [[forced]] = await beamSearch(new TableModel([policy]), imageIds(1), 1, { beamSize: 1, maxLength: 2, noRepeatNgram: 0, danglingWords: { d: ['c'] } }, { words: VOCAB });
+  assert.equal(words(forced), 'a c', 'greedy has one beam: a caption that dangles beats no caption');
+});
+
+test('GenerationConfig: call options > model card decoding > library defaults; every field validated', () => {
+  assert.deepEqual(resolveGeneration(), { ...DEFAULT_GENERATION, rules: [...DEFAULT_GENERATION.rules] });
+  const card = { beamSize: 5, lengthPenalty: 0.5, danglingWords: { article: ['der', 'die', 'das'] }, somethingNew: true };
+  const fromCard = resolveGeneration({}, card);
+  assert.equal(fromCard.beamSize, 5);
+  assert.equal(fromCard.lengthPenalty, 0.5);
+  assert.deepEqual(fromCard.danglingWords, { article: ['der', 'die', 'das'] });
+  assert.equal(fromCard.maxLength, DEFAULT_GENERATION.maxLength);
+  const call = resolveGeneration({ beamSize: 2, nBest: 2, returnAttention: true }, card);
+  assert.equal(call.beamSize, 2);
+  assert.equal(call.nBest, 2);
+  assert.equal(call.returnAttention, true);
+  assert.equal(call.lengthPenalty, 0.5);
+  assert.throws(() => resolveGeneration({ nBest: 6 }, card), { code: 'INVALID_ARGUMENT', message: /nBest/ });
+  assert.throws(() => resolveGeneration({ rules: ['no-such-rule' as RuleName] }), { code: 'INVALID_ARGUMENT', message: /rules/ });
+  assert.throws(() => resolveGeneration({}, { beamSize: 'three' }), { code: 'MODEL_CORRUPT', message: /beamSize/ });
 });

@@ -111,7 +111,11 @@ test('eval on 20 val images from the feature store: files, shapes, sane metrics,
   assert.deepEqual(metrics.metrics, summary.metrics);
   assert.equal(metrics.input.source, 'features');
   assert.equal(metrics.model.name, 'flickr8k-sat');
-  assert.deepEqual(metrics.decoding, { beamSize: 3, lengthPenalty: 0, maxLength: 20, noRepeatNgram: 3 });
+  // The settings as they ran: the card's decoding section (the shipped model's beam 3), rules included.
+  const { beamSize, lengthPenalty, maxLength, noRepeatNgram, rules } = metrics.decoding;
+  assert.deepEqual({ beamSize, lengthPenalty, maxLength, noRepeatNgram }, { beamSize: 3, lengthPenalty: 0, maxLength: 20, noRepeatNgram: 3 });
+  assert.ok(rules.includes('no-dangling-ending'));
+  assert.equal(metrics.danglingEndings, 0);
   const m = summary.metrics;
   for (const name of METRIC_NAMES) assert.ok(m[name] > 0 && (name === 'CIDEr' ? m[name] < 10 : m[name] < 1), `${name} = ${m[name]}`);
   // The real model on val: BLEU-1 well above chance, BLEU falling with n.

@@ -1,25 +1,27 @@
 /**
- * A trained decoder directory (docs/formats.md): two ONNX graphs, the vocabulary and the model card.
- * Missing pieces are MODEL_NOT_FOUND, unreadable ones MODEL_CORRUPT, both naming the file.
+ * A trained decoder directory (docs/formats.md): the vocabulary, the model card and the graphs of its
+ * architecture (./registry.ts). Missing pieces are MODEL_NOT_FOUND, unreadable ones MODEL_CORRUPT, both naming
+ * the file.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import { Vocabulary } from '../text/vocabulary.js';
-import { INIT_FILE, STEP_FILE } from './onnx-step-model.js';
+import { architectureOf, type DecoderArchitecture, type DecoderLoadOptions, type LoadedDecoder } from './registry.js';
 
 export const VOCAB_FILE = 'vocab.json';
 export const CARD_FILE = 'model-card.json';
-export const MODEL_FILES = [INIT_FILE, STEP_FILE, VOCAB_FILE, CARD_FILE] as const;
 
 /**
- * Written by the trainer; only `decoding` is read here. Everything else (architecture, config, data checksums,
- * epochs, metrics, date) is passed through for display.
+ * Written by the trainer; `architecture.type` picks the decoder and `decoding` feeds the GenerationConfig
+ * resolver (./generation.ts). Everything else (config, data checksums, epochs, metrics, date) is passed
+ * through for display.
  */
 export interface ModelCard {
   name?: string;
-  /** Recommended search settings, e.g. a length penalty tuned on val; used when a call does not set them. */
-  decoding?: { beamSize?: number; maxLength?: number; lengthPenalty?: number; noRepeatNgram?: number };
+  architecture?: { type?: string; [key: string]: unknown };
+  /** Recommended decoding settings (validated by resolveGeneration): beamSize, lengthPenalty, rules, danglingWords, ... */
+  decoding?: Record<string, unknown>;
   [key: string]: unknown;
 }
 
@@ -27,6 +29,7 @@ export interface ModelDirContents {
   dir: string;
   vocabulary: Vocabulary;
   card: ModelCard;
+  architecture: DecoderArchitecture;
 }
 
 export async function readModelDir(dir: string): Promise<ModelDirContents> {
@@ -39,15 +42,14 @@ export async function readModelDir(dir: string): Promise<ModelDirContents> {
       { subject: abs },
     );
   }
-  const missing: string[] = [];
-  for (const file of MODEL_FILES) if (!(await stat(join(abs, file)).catch(() => undefined))?.isFile()) missing.push(file);
-  if (missing.length) {
-    throw new PixelInfoError(
-      ErrorCodes.MODEL_NOT_FOUND,
-      `decoder model at ${abs} is incomplete: missing ${missing.join(', ')} (a model directory holds ${MODEL_FILES.join(', ')})`,
-      { subject: abs },
-    );
+  await requireFiles(abs, [VOCAB_FILE, CARD_FILE]);
+  const cardPath = join(abs, CARD_FILE);
+  const card = await readJson(cardPath);
+  if (typeof card !== 'object' || card === null || Array.isArray(card)) {
+    throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `${cardPath}: expected a JSON object`, { subject: abs });
   }
+  const architecture = architectureOf(card as ModelCard, cardPath);
+  await requireFiles(abs, [VOCAB_FILE, CARD_FILE, ...architecture.files]);
   const vocabPath = join(abs, VOCAB_FILE);
   let vocabulary: Vocabulary;
   try {
@@ -56,11 +58,24 @@ export async function readModelDir(dir: string): Promise<ModelDirContents> {
     if (err instanceof PixelInfoError && err.subject === vocabPath) throw err;
     throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `${vocabPath}: ${(err as Error).message}`, { subject: vocabPath, cause: err });
   }
-  const card = await readJson(join(abs, CARD_FILE));
-  if (typeof card !== 'object' || card === null || Array.isArray(card)) {
-    throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `${join(abs, CARD_FILE)}: expected a JSON object`, { subject: abs });
+  return { dir: abs, vocabulary, card: card as ModelCard, architecture };
+}
+
+/** The decoder of a model directory, loaded by its architecture. */
+export function loadDecoder(model: ModelDirContents, options: DecoderLoadOptions = {}): Promise<LoadedDecoder> {
+  return model.architecture.load(model.dir, model.vocabulary.size, options);
+}
+
+async function requireFiles(dir: string, files: readonly string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const file of files) if (!(await stat(join(dir, file)).catch(() => undefined))?.isFile()) missing.push(file);
+  if (missing.length) {
+    throw new PixelInfoError(
+      ErrorCodes.MODEL_NOT_FOUND,
+      `decoder model at ${dir} is incomplete: missing ${missing.join(', ')} (this model directory holds ${files.join(', ')})`,
+      { subject: dir },
+    );
   }
-  return { dir: abs, vocabulary, card: card as ModelCard };
 }
 
 async function readJson(path: string): Promise<unknown> {

@@ -13,44 +13,24 @@
  * 1 is the mean log-probability per token. An image stops once it has `nBest` finished hypotheses that no live
  * beam can still beat (exact: log-probabilities only fall, so a live beam's best possible score is bounded), or
  * when `maxLength` words are written, at which point every live beam is closed with its <end> probability.
+ *
+ * What a beam may write next is decided by the decoding rules the GenerationConfig names (./rules.ts); at
+ * maxLength a beam the rules forbid to end (a dangling ending) is dropped unless no beam of the image may end.
+ * Settings come from one resolver (./generation.ts). trainer/decoding.py is the same search in Python, proven
+ * equal on the shared fixture test/fixtures/decoder/beam-parity.json.
  */
-import { ErrorCodes, PixelInfoError } from '../errors.js';
+import { resolveGeneration, type GenerationConfig, type GenerationOptions } from './generation.js';
+import { bannedTokens, buildRules, type DecodingRule, type SpecialTokens } from './rules.js';
 import { SPECIALS } from '../text/vocabulary.js';
 import type { DecoderState, StepModel } from './step-model.js';
 
-export interface SearchOptions {
-  /** Live beams per image; 1 = greedy. Default 3. */
-  beamSize?: number;
-  /** Most words in a caption (not counting <start>/<end>). Default 20, the training cut. */
-  maxLength?: number;
-  /** Exponent of the length normalisation (see above). Default 0 = raw sum of log-probabilities. */
-  lengthPenalty?: number;
-  /** Hypotheses returned per image, best first; at most beamSize. Default 1. */
-  nBest?: number;
-  /** No n-gram of this many words may occur twice in a caption; 0 turns it off. Default 3. */
-  noRepeatNgram?: number;
-  /** Forbid the same word twice in a row ("a a dog"). Default true. */
-  blockRepeatedToken?: boolean;
-  /** Allow the <unk> token in captions. Default false: a caption never shows "<unk>". */
-  allowUnk?: boolean;
-  /** Keep the attention weights of every word. Default false. */
-  returnAttention?: boolean;
-  /** id → word; when given, hypotheses carry `words`. */
-  vocabulary?: readonly string[];
+/** What the search needs to know of the vocabulary. */
+export interface SearchVocabulary {
+  /** id → word; hypotheses carry `words`, and the no-dangling-ending rule needs it. */
+  words?: readonly string[];
   /** Special token ids; default the ones of docs/formats.md (pad 0, start 1, end 2, unk 3). */
-  specials?: { pad: number; start: number; end: number; unk: number };
+  specials?: SpecialTokens;
 }
-
-export const DEFAULT_SEARCH_OPTIONS = Object.freeze({
-  beamSize: 3,
-  maxLength: 20,
-  lengthPenalty: 0,
-  nBest: 1,
-  noRepeatNgram: 3,
-  blockRepeatedToken: true,
-  allowUnk: false,
-  returnAttention: false,
-});
 
 export interface Hypothesis {
   /** Word ids, without <start> and <end>. */
@@ -60,7 +40,7 @@ export interface Hypothesis {
   logProb: number;
   /** logProb / (tokens.length + 1)^lengthPenalty; hypotheses are ranked by it. */
   score: number;
-  /** Per word, the regions' attention weights used to predict it (49 = 7x7, row-major). */
+  /** Per word, the attention weights over the regions used to predict it (row-major grid). */
   alphas?: Float32Array[];
 }
 
@@ -84,33 +64,19 @@ interface ImageSearch {
   finished: Hypothesis[];
 }
 
-type Resolved = Required<Omit<SearchOptions, 'vocabulary'>> & { vocabulary?: readonly string[] };
-
-export function resolveSearchOptions(options: SearchOptions = {}): Resolved {
-  const o = { ...DEFAULT_SEARCH_OPTIONS, specials: SPECIALS, ...stripUndefined(options) } as Resolved;
-  const bad = (what: string) => new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, what, { subject: 'search options' });
-  if (!Number.isInteger(o.beamSize) || o.beamSize < 1 || o.beamSize > 100) throw bad(`beamSize must be an integer from 1 to 100, got ${o.beamSize}`);
-  if (!Number.isInteger(o.maxLength) || o.maxLength < 1 || o.maxLength > 500) throw bad(`maxLength must be an integer from 1 to 500, got ${o.maxLength}`);
-  if (!Number.isInteger(o.nBest) || o.nBest < 1 || o.nBest > o.beamSize) throw bad(`nBest must be an integer from 1 to beamSize (${o.beamSize}), got ${o.nBest}`);
-  if (!Number.isFinite(o.lengthPenalty) || o.lengthPenalty < 0) throw bad(`lengthPenalty must be a number >= 0, got ${o.lengthPenalty}`);
-  if (!Number.isInteger(o.noRepeatNgram) || o.noRepeatNgram < 0) throw bad(`noRepeatNgram must be an integer >= 0, got ${o.noRepeatNgram}`);
-  return o;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
 /** Per image (in input order), up to nBest hypotheses, best first. */
 export async function beamSearch<S extends DecoderState>(
   model: StepModel<S>,
   features: Float32Array,
   count: number,
-  options: SearchOptions = {},
+  options: GenerationOptions = {},
+  vocabulary: SearchVocabulary = {},
 ): Promise<Hypothesis[][]> {
-  const o = resolveSearchOptions(options);
+  const o = resolveGeneration(options);
+  const words = vocabulary.words;
+  const { end, start } = vocabulary.specials ?? SPECIALS;
+  const rules = buildRules(o, vocabulary.specials ?? SPECIALS, words);
   const K = o.beamSize;
-  const { end, start } = o.specials;
   const lengthNorm = (words: number) => Math.pow(words + 1, o.lengthPenalty);
   if (count === 0) return [];
 
@@ -141,8 +107,8 @@ export async function beamSearch<S extends DecoderState>(
       // The best 2K continuations (K of them at least are words: each beam has one <end>). At maxLength
       // words every beam must end, so the candidates are the beams' <end> continuations.
       const top = closing
-        ? search.beams.map((beam, b) => ({ value: beam.logProb + out.logProbs[(search.firstRow + b) * V + end], row: search.firstRow + b, token: end }))
-        : topCandidates(search, out.logProbs, V, 2 * K, mask, (beam) => bannedTokens(beam.tokens, t, V, o));
+        ? closingCandidates(search, out.logProbs, V, end, rules)
+        : topCandidates(search, out.logProbs, V, 2 * K, mask, (beam) => bannedTokens(rules, beam.tokens, V));
       const live: Beam[] = [];
       const liveRows: number[] = [];
       top.forEach((cand, rank) => {
@@ -152,7 +118,7 @@ export async function beamSearch<S extends DecoderState>(
           // keeping lower-ranked ones too searches "better" but favours very short captions.
           if (rank < K && cand.value > -Infinity) {
             const hyp: Hypothesis = { tokens: beam.tokens, logProb: cand.value, score: cand.value / lengthNorm(beam.tokens.length) };
-            if (o.vocabulary) hyp.words = beam.tokens.map((id) => o.vocabulary![id] ?? `<${id}>`);
+            if (words) hyp.words = beam.tokens.map((id) => words[id] ?? `<${id}>`);
             if (beam.alphas) hyp.alphas = beam.alphas;
             search.finished.push(hyp);
           }
@@ -195,7 +161,7 @@ function isDone(
   finished: Hypothesis[],
   live: Beam[],
   t: number,
-  o: Resolved,
+  o: GenerationConfig,
   lengthNorm: (words: number) => number,
 ): boolean {
   if (live.length === 0) return true;
@@ -208,24 +174,17 @@ function isDone(
   return finished[o.nBest - 1].score >= bound;
 }
 
-/** Tokens a beam may not emit next. */
-function bannedTokens(tokens: number[], t: number, V: number, o: Resolved): number[] {
-  const { pad, start, end, unk } = o.specials;
-  const banned = [pad, start];
-  if (!o.allowUnk) banned.push(unk);
-  if (t === 0) banned.push(end); // no empty captions
-  const n = tokens.length;
-  if (o.blockRepeatedToken && n > 0) banned.push(tokens[n - 1]);
-  const N = o.noRepeatNgram;
-  if (N > 0 && n >= N - 1) {
-    // Any earlier occurrence of the last N-1 words bans the word that followed it.
-    for (let i = 0; i + N - 1 < n; i++) {
-      let same = true;
-      for (let j = 0; j < N - 1 && same; j++) same = tokens[i + j] === tokens[n - N + 1 + j];
-      if (same) banned.push(tokens[i + N - 1]);
-    }
-  }
-  return banned.filter((id) => id >= 0 && id < V);
+/**
+ * At maxLength words every beam must end: the candidates are the beams' <end> continuations, in beam order,
+ * except those a rule forbids (a dangling ending) — unless that leaves none, since the image needs a caption.
+ */
+function closingCandidates(search: ImageSearch, logProbs: Float32Array, V: number, end: number, rules: readonly DecodingRule[]): Candidate[] {
+  const all = search.beams.map((beam, b) => {
+    const row = search.firstRow + b;
+    return { value: beam.logProb + logProbs[row * V + end], row, token: end, allowed: !bannedTokens(rules, beam.tokens, V).includes(end) };
+  });
+  const allowed = all.filter((c) => c.allowed);
+  return (allowed.length > 0 ? allowed : all).filter((c) => c.value > -Infinity).map(({ value, row, token }) => ({ value, row, token }));
 }
 
 /**

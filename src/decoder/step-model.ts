@@ -19,9 +19,9 @@ export interface StepOutput<S extends DecoderState = DecoderState> {
 
 export interface StepModel<S extends DecoderState = DecoderState> {
   readonly vocabSize: number;
-  /** Attention regions per image (49 for a 7x7 grid). */
+  /** Attention regions per image (the encoder grid's cells). */
   readonly regions: number;
-  /** One state row per image; `features` holds `count` images (count × 49 × 2048 for the real decoder). */
+  /** One state row per image; `features` holds `count` images (count × regions × channels for the real decoder). */
   init(features: Float32Array, count: number): Promise<S>;
   /** Feeds `tokens[r]` to row r. The returned state has the same rows, in the same order. */
   step(tokens: BigInt64Array | ArrayLike<number>, state: S): Promise<StepOutput<S>>;

@@ -10,22 +10,22 @@
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ImageEncoder } from '../encoder/index.js';
+import { ImageEncoder, featureMapFloats } from '../encoder/index.js';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
-import { Captioner, defaultModelDir, isCaptionFailure, type Caption } from '../pipeline/captioner.js';
-import { DEFAULT_SEARCH_OPTIONS, resolveSearchOptions } from '../decoder/search.js';
+import { Captioner, defaultModelDir, isCaptionFailure } from '../pipeline/captioner.js';
+import type { GenerationConfig, GenerationOptions } from '../decoder/generation.js';
+import { isDanglingEnding } from '../decoder/rules.js';
 import { readModelDir } from '../decoder/model-dir.js';
 import { loadDataset, type DatasetImage, type DatasetName, type Split } from '../data/datasets/index.js';
 import { cocoImageIdOf, writeCocoAnnotations, writeCocoResults, writeJsonAtomic, type CocoImageId, type ReferenceEntry } from '../data/coco-format.js';
-import { FeatureStoreReader, CHANNELS, REGIONS } from '../data/feature-store.js';
+import { FeatureStoreReader } from '../data/feature-store.js';
 import { evaluateCaptions, METRIC_NAMES, type MeteorMode, type MetricName } from '../metrics/index.js';
 import { pickExamples, writeReport, type ReportExample } from './report.js';
+import { EVAL_SPLITS, type CaptionSlot, type EvalSplit, type EvaluationRecord } from './types.js';
 
-export const EVAL_SPLITS = ['val', 'test', 'train'] as const;
-export type EvalSplit = (typeof EVAL_SPLITS)[number];
+export { EVAL_SPLITS, type EvalSplit, type EvaluationRecord, type FailedImage, type ResolvedDecoding } from './types.js';
 
 export const ENCODER_MODEL_FILE = 'resnet50.onnx';
-const FEATURE_ROW = REGIONS * CHANNELS;
 
 export interface EvaluateOptions {
   dataset: DatasetName;
@@ -38,14 +38,8 @@ export interface EvaluateOptions {
   modelDir?: string;
   /** A feature store (`pixel-info features`) to read instead of running the encoder on the images. */
   features?: string;
-  /** Beam size; default 3. */
-  beamSize?: number;
-  /** Default: the model card's, else 0. */
-  lengthPenalty?: number;
-  /** Default: the model card's, else 20. */
-  maxLength?: number;
-  /** Default: the model card's, else 3. */
-  noRepeatNgram?: number;
+  /** Decoding settings; what is left out comes from the model card, then the library defaults (src/decoder/generation.ts). */
+  generation?: GenerationOptions;
   /** Only the first `limit` images of the split (in name order). */
   limit?: number;
   /** Images per encoder call and per beam search. Default 32. */
@@ -61,45 +55,6 @@ export interface EvaluateOptions {
   /** Encoder cache folder (default the user's cache). */
   encoderCacheDir?: string;
   onProgress?: (done: number, total: number, failed: number) => void;
-}
-
-export interface ResolvedDecoding {
-  beamSize: number;
-  lengthPenalty: number;
-  maxLength: number;
-  noRepeatNgram: number;
-}
-
-export interface FailedImage {
-  name: string;
-  error: { code: string; message: string };
-}
-
-/** metrics.json */
-export interface EvaluationRecord {
-  format: 'pixel-info-eval';
-  version: 1;
-  dataset: DatasetName;
-  split: EvalSplit;
-  /** Images captioned and scored. */
-  images: number;
-  /** Images of the split selected (after --limit). */
-  selected: number;
-  failed: FailedImage[];
-  /** COCO-toolkit metrics in 0..1 (CIDEr unbounded); METEOR null when off. */
-  metrics: Record<MetricName, number | null>;
-  meteor: 'jar' | 'native' | 'off';
-  decoding: ResolvedDecoding;
-  input: { source: 'features' | 'images'; featureStore?: string; encoderSha256: string; encoderSource: string };
-  model: { dir: string; name: string | null; encoderSha256: string | null; encoderMatches: boolean | null };
-  batchSize: number;
-  threads: number | 'all';
-  /** CPUs this process could use (what 'all' threads means). */
-  cpus: number;
-  /** Wall-clock seconds: loading models, captioning, scoring, writing outputs (report included) and all. */
-  seconds: { load: number; caption: number; score: number; write: number; total: number };
-  date: string;
-  node: string;
 }
 
 export interface EvaluationRun {
@@ -140,7 +95,8 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
       );
     }
     captioner = await Captioner.load({ modelDir: options.modelDir ?? defaultModelDir(), encoder, threads: options.threads, batchSize, int8Decoder: options.int8Decoder });
-    const decoding = resolveDecoding(captioner, options);
+    // One caption per image, with attention for the report; bad settings fail here, before any image is captioned.
+    const decoding = captioner.generationConfig({ ...options.generation, nBest: 1, returnAttention: true });
     const cardEncoderSha = cardEncoderSha256(captioner.card);
     if (cardEncoderSha && cardEncoderSha !== encoderSha256) {
       process.emitWarning(`the model card says the decoder was trained on encoder ${cardEncoderSha.slice(0, 12)}…, but the cached encoder is ${encoderSha256.slice(0, 12)}…`);
@@ -214,6 +170,7 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
       metrics: Object.fromEntries(METRIC_NAMES.map((m) => [m, Number.isNaN(evaluation.scores[m]) ? null : evaluation.scores[m]])) as Record<MetricName, number | null>,
       meteor: evaluation.meteorMethod,
       decoding,
+      danglingEndings: scored.filter(({ caption }) => isDanglingEnding(caption.tokens, decoding.danglingWords)).length,
       input: store
         ? { source: 'features', featureStore: store.dir, encoderSha256: store.index.encoder.modelSha256, encoderSource: store.index.encoder.source }
         : { source: 'images', encoderSha256, encoderSource: encoder.manifest.source },
@@ -242,30 +199,10 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
   }
 }
 
-type CaptionSlot = { caption: Caption } | { error: { code: string; message: string } };
-
-/** Settings as they will run: the call's, else the model card's recommendation, else the search defaults (beam 3). */
-function resolveDecoding(captioner: Captioner, options: EvaluateOptions): ResolvedDecoding {
-  const card = captioner.card.decoding ?? {};
-  const pick = (v: number | undefined, fromCard: unknown, fallback: number) => v ?? (typeof fromCard === 'number' && Number.isFinite(fromCard) ? fromCard : fallback);
-  const decoding: ResolvedDecoding = {
-    beamSize: options.beamSize ?? 3,
-    lengthPenalty: pick(options.lengthPenalty, card.lengthPenalty, DEFAULT_SEARCH_OPTIONS.lengthPenalty),
-    maxLength: pick(options.maxLength, card.maxLength, DEFAULT_SEARCH_OPTIONS.maxLength),
-    noRepeatNgram: pick(options.noRepeatNgram, card.noRepeatNgram, DEFAULT_SEARCH_OPTIONS.noRepeatNgram),
-  };
-  resolveSearchOptions(decoding); // bad values fail here, before any image is captioned
-  return decoding;
-}
-
-function searchOptions(decoding: ResolvedDecoding) {
-  return { ...decoding, nBest: 1, returnAttention: true };
-}
-
 async function captionFromImages(
   captioner: Captioner,
   images: DatasetImage[],
-  decoding: ResolvedDecoding,
+  decoding: GenerationConfig,
   batchSize: number,
   onProgress: EvaluateOptions['onProgress'],
 ): Promise<CaptionSlot[]> {
@@ -275,7 +212,7 @@ async function captionFromImages(
     const chunk = images.slice(start, start + batchSize);
     const outcomes = await captioner.caption(
       chunk.map((image) => image.path),
-      searchOptions(decoding),
+      decoding,
     );
     for (const outcome of outcomes) {
       if (isCaptionFailure(outcome)) {
@@ -292,19 +229,20 @@ async function captionFromStore(
   captioner: Captioner,
   store: FeatureStoreReader,
   images: DatasetImage[],
-  decoding: ResolvedDecoding,
+  decoding: GenerationConfig,
   batchSize: number,
   onProgress: EvaluateOptions['onProgress'],
 ): Promise<CaptionSlot[]> {
   const errorOf = new Map(store.index.images.flatMap((im) => (im.error ? [[im.name, im.error] as const] : [])));
   const slots: CaptionSlot[] = [];
   let failed = 0;
-  const buffer = new Float32Array(batchSize * FEATURE_ROW);
+  const rowFloats = featureMapFloats(store.index); // one image's feature map
+  const buffer = new Float32Array(batchSize * rowFloats);
   for (let start = 0; start < images.length; start += batchSize) {
     const chunk = images.slice(start, start + batchSize);
     const good = chunk.filter((image) => !errorOf.has(image.name));
-    good.forEach((image, j) => buffer.set(store.read(image.name, 'spatial'), j * FEATURE_ROW));
-    const captions = good.length ? await captioner.captionFeatures(buffer.subarray(0, good.length * FEATURE_ROW), good.length, searchOptions(decoding)) : [];
+    good.forEach((image, j) => buffer.set(store.read(image.name, 'spatial'), j * rowFloats));
+    const captions = good.length ? await captioner.captionFeatures(buffer.subarray(0, good.length * rowFloats), good.length, decoding) : [];
     let j = 0;
     for (const image of chunk) {
       const error = errorOf.get(image.name);

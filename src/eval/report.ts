@@ -9,9 +9,10 @@ import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
 import { loadOriginalRgb } from '../image/index.js';
 import { renderAttentionHeatmap } from '../render/heatmap.js';
+import { ENCODER_GEOMETRY } from '../encoder/geometry.js';
 import { METRIC_NAMES, type MetricName } from '../metrics/index.js';
 import type { Caption } from '../pipeline/captioner.js';
-import type { EvaluationRecord } from './evaluate.js';
+import type { EvaluationRecord } from './types.js';
 
 export const EXAMPLES_DIR = 'examples';
 /** Longer side of the example image and of each heat-map, in pixels. */
@@ -119,7 +120,7 @@ async function exampleSection(out: string, n: number, example: ReportExample): P
     const strip: string[] = [];
     for (const [i, word] of caption.tokens.entries()) {
       const png = `${EXAMPLES_DIR}/${stem}_${String(i).padStart(2, '0')}_${safeName(word)}.png`;
-      await writeFile(join(out, png), await renderAttentionHeatmap(base, caption.attention[i], { word }));
+      await writeFile(join(out, png), await renderAttentionHeatmap(base, caption.attention[i], { word, grid: [...ENCODER_GEOMETRY.grid] }));
       strip.push(`![${escapeAlt(word)}](${png})`);
     }
     lines.push('Attention (where the model looked for each word):', '', strip.join(' '), '');

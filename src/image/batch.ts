@@ -8,13 +8,13 @@ import type { LoadedImage, ImageLimits } from './types.js';
 export type LoadResult = { ok: true; image: LoadedImage } | { ok: false; source: string; error: PixelInfoError };
 
 /**
- * Results in input order. `concurrency` images are in flight at once (default 2: on glibc Linux sharp
+ * Results in input order; errors name `names[i]` when given, else the path or `<buffer i>`. `concurrency` images are in flight at once (default 2: on glibc Linux sharp
  * sets sharp.concurrency() to 1, so each pipeline uses one libvips thread, and the target machine has
  * 2 cores; every pipeline also holds one of libuv's UV_THREADPOOL_SIZE threads, default 4).
  */
 export async function loadImagesSettled(
   inputs: ReadonlyArray<string | Buffer>,
-  opts: ImageLimits & { concurrency?: number } = {},
+  opts: ImageLimits & { concurrency?: number; names?: readonly string[] } = {},
 ): Promise<LoadResult[]> {
   const results: LoadResult[] = new Array(inputs.length);
   const workers = Math.max(1, Math.min(opts.concurrency ?? 2, inputs.length));
@@ -23,7 +23,7 @@ export async function loadImagesSettled(
     while (next < inputs.length) {
       const i = next++;
       const input = inputs[i];
-      const source = typeof input === 'string' ? input : `<buffer ${i}>`;
+      const source = opts.names?.[i] ?? (typeof input === 'string' ? input : `<buffer ${i}>`);
       try {
         results[i] = { ok: true, image: await loadImage(input, { ...opts, name: source }) };
       } catch (err) {

@@ -5,11 +5,13 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImageEncoder } from '../encoder/index.js';
-import { loadImage, writeCaffeTensor, type ImageLimits, type LoadedImage } from '../image/index.js';
-import { ErrorCodes, PixelInfoError, asPixelInfoError, type ErrorCode } from '../errors.js';
-import { OnnxStepModel } from '../decoder/onnx-step-model.js';
-import { readModelDir, type ModelCard } from '../decoder/model-dir.js';
-import { beamSearch, resolveSearchOptions, type Hypothesis, type SearchOptions } from '../decoder/search.js';
+import { writeCaffeTensor, type ImageLimits } from '../image/index.js';
+import { loadImagesSettled } from '../image/batch.js';
+import { ErrorCodes, PixelInfoError, type ErrorCode } from '../errors.js';
+import { loadDecoder, readModelDir, type ModelCard } from '../decoder/model-dir.js';
+import type { LoadedDecoder } from '../decoder/registry.js';
+import { resolveGeneration, type GenerationConfig, type GenerationOptions } from '../decoder/generation.js';
+import { beamSearch, type Hypothesis } from '../decoder/search.js';
 import type { Vocabulary } from '../text/vocabulary.js';
 
 /** <package root>/models/flickr8k-sat; the same from src/pipeline (tsx) and dist/pipeline (built). */
@@ -36,7 +38,8 @@ export interface CaptionerOptions {
   int8Decoder?: boolean;
 }
 
-export type CaptionOptions = Pick<SearchOptions, 'beamSize' | 'maxLength' | 'lengthPenalty' | 'nBest' | 'noRepeatNgram' | 'returnAttention'>;
+/** Decoding settings for one call; what is left out comes from the model card, then the library defaults. */
+export type CaptionOptions = GenerationOptions;
 
 export interface Caption {
   /** Words joined by spaces, lower case as the model writes them, no final period. */
@@ -46,7 +49,7 @@ export interface Caption {
   score: number;
   /** Sum of the log-probabilities of the words and of <end>. */
   logProb: number;
-  /** Per token, the 49 attention weights (7x7, row-major); only with returnAttention. */
+  /** Per token, one attention weight per region of the encoder's grid (row-major); only with returnAttention. */
   attention?: number[][];
 }
 
@@ -82,7 +85,7 @@ export function isCaptionFailure(outcome: CaptionOutcome): outcome is CaptionFai
 
 export class Captioner {
   private constructor(
-    private readonly decoder: OnnxStepModel,
+    private readonly decoder: LoadedDecoder,
     private readonly encoder: ImageEncoder,
     private readonly ownsEncoder: boolean,
     readonly modelDir: string,
@@ -98,12 +101,21 @@ export class Captioner {
     }
     // The decoder first: a missing model fails fast, before the encoder is converted or loaded.
     const model = await readModelDir(options.modelDir ?? defaultModelDir());
-    const decoder = await OnnxStepModel.load(model.dir, { threads: options.threads, vocabSize: model.vocabulary.size, int8: options.int8Decoder });
+    const decoder = await loadDecoder(model, { threads: options.threads, int8: options.int8Decoder });
     let encoder = options.encoder;
     try {
       encoder ??= await ImageEncoder.load({ threads: options.threads, outputs: ['features'] });
+      const { regions, channels } = encoder.geometry;
+      if (decoder.regions !== regions || decoder.featureDim !== channels) {
+        throw new PixelInfoError(
+          ErrorCodes.MODEL_CORRUPT,
+          `${model.dir}: the decoder reads ${decoder.regions} × ${decoder.featureDim} features, the encoder gives ${regions} × ${channels}`,
+          { subject: model.dir },
+        );
+      }
     } catch (err) {
       await decoder.release();
+      if (encoder && !options.encoder) await encoder.release();
       throw err;
     }
     return new Captioner(decoder, encoder, !options.encoder, model.dir, model.vocabulary, model.card, { ...options, batchSize });
@@ -119,7 +131,7 @@ export class Captioner {
   /** Many images: one slot per input, in order; a bad image gets `{ source, error }` and the rest go on. */
   caption(inputs: ReadonlyArray<string | Buffer>, options?: CaptionOptions): Promise<CaptionOutcome[]>;
   async caption(input: string | Buffer | ReadonlyArray<string | Buffer>, options: CaptionOptions = {}): Promise<CaptionResult | CaptionOutcome[]> {
-    const search = this.searchOptions(options); // bad options fail the call, not each image
+    const search = this.generationConfig(options); // bad options fail the call, not each image
     if (typeof input === 'string' || Buffer.isBuffer(input)) {
       const [one] = await this.captionBatch([{ input, source: typeof input === 'string' ? input : '<buffer>' }], search);
       if (isCaptionFailure(one)) throw new PixelInfoError(one.error.code, one.error.message, { subject: one.source });
@@ -135,9 +147,9 @@ export class Captioner {
     return outcomes;
   }
 
-  /** Captions for features the caller already has (count × 49 × 2048), e.g. from a feature store: per image, nBest captions. */
+  /** Captions for features the caller already has (count × regions × channels), e.g. from a feature store: per image, nBest captions. */
   async captionFeatures(features: Float32Array, count: number, options: CaptionOptions = {}): Promise<Caption[][]> {
-    return this.decode(features, count, this.searchOptions(options));
+    return this.decode(features, count, this.generationConfig(options));
   }
 
   async release(): Promise<void> {
@@ -145,33 +157,25 @@ export class Captioner {
     if (this.ownsEncoder) await this.encoder.release();
   }
 
-  /** Call options over the model card's recommended decoding over the defaults; validated once per call. */
-  private searchOptions(options: CaptionOptions): SearchOptions {
-    const fromCard = this.modelCard.decoding ?? {};
-    const picked: SearchOptions = {
-      beamSize: options.beamSize ?? numberOrUndefined(fromCard.beamSize),
-      maxLength: options.maxLength ?? numberOrUndefined(fromCard.maxLength),
-      lengthPenalty: options.lengthPenalty ?? numberOrUndefined(fromCard.lengthPenalty),
-      noRepeatNgram: options.noRepeatNgram ?? numberOrUndefined(fromCard.noRepeatNgram),
-      nBest: options.nBest,
-      returnAttention: options.returnAttention,
-      vocabulary: this.vocabulary.words,
-    };
-    resolveSearchOptions(picked);
-    return picked;
+  /** The settings a call runs with (call options > model card > defaults); bad options fail here, once per call. */
+  generationConfig(options: CaptionOptions = {}): GenerationConfig {
+    return resolveGeneration(options, this.modelCard.decoding);
   }
 
-  private async decode(features: Float32Array, count: number, search: SearchOptions): Promise<Caption[][]> {
-    const hypotheses = await beamSearch(this.decoder, features, count, search);
+  private async decode(features: Float32Array, count: number, search: GenerationConfig): Promise<Caption[][]> {
+    const hypotheses = await beamSearch(this.decoder, features, count, search, { words: this.vocabulary.words });
     return hypotheses.map((list, i) => {
       if (list.length === 0) throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `the decoder gave no caption for image ${i} (non-finite log-probabilities?)`);
       return list.map(toCaption);
     });
   }
 
-  private async captionBatch(items: Array<{ input: string | Buffer; source: string }>, search: SearchOptions): Promise<CaptionOutcome[]> {
+  private async captionBatch(items: Array<{ input: string | Buffer; source: string }>, search: GenerationConfig): Promise<CaptionOutcome[]> {
     const t0 = performance.now();
-    const loaded = await loadSettled(items, this.options.limits ?? {});
+    const loaded = await loadImagesSettled(
+      items.map((item) => item.input),
+      { ...this.options.limits, names: items.map((item) => item.source) },
+    );
     const good = loaded.flatMap((r, i) => (r.ok ? [{ i, image: r.image }] : []));
     const batch = new Float32Array(good.length * ImageEncoder.imageFloats);
     good.forEach((g, j) => writeCaffeTensor(g.image.pixels, batch, j));
@@ -197,34 +201,11 @@ export class Captioner {
   }
 }
 
-type Loaded = { ok: true; image: LoadedImage } | { ok: false; error: PixelInfoError };
-
-/** Decodes images two at a time (the sharp pipelines are single-threaded; see src/image/batch.ts), in input order. */
-async function loadSettled(items: Array<{ input: string | Buffer; source: string }>, limits: ImageLimits): Promise<Loaded[]> {
-  const results: Loaded[] = new Array(items.length);
-  let next = 0;
-  const work = async () => {
-    for (let i = next++; i < items.length; i = next++) {
-      try {
-        results[i] = { ok: true, image: await loadImage(items[i].input, { ...limits, name: items[i].source }) };
-      } catch (err) {
-        results[i] = { ok: false, error: asPixelInfoError(err, items[i].source) };
-      }
-    }
-  };
-  await Promise.all([work(), work()]);
-  return results;
-}
-
 function toCaption(h: Hypothesis): Caption {
   const tokens = h.words ?? h.tokens.map(String);
   const caption: Caption = { text: tokens.join(' '), tokens, score: h.score, logProb: h.logProb };
   if (h.alphas) caption.attention = h.alphas.map((a) => Array.from(a));
   return caption;
-}
-
-function numberOrUndefined(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
 function round2(ms: number): number {

@@ -4,26 +4,24 @@ import { basename, extname, join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { Captioner, defaultModelDir, isCaptionFailure, type CaptionOutcome, type CaptionResult } from '../../pipeline/captioner.js';
 import { expandInputs } from '../../pipeline/inputs.js';
-import { csvRow, toAltText } from '../../pipeline/format.js';
+import { readModelDir } from '../../decoder/model-dir.js';
+import { resolveGeneration } from '../../decoder/generation.js';
+import { csvRow } from '../../pipeline/format.js';
+import { ALT_TEXT_MAX, toAltText } from '../../text/alt-text.js';
 import { renderAttentionHeatmap } from '../../render/heatmap.js';
 import { loadOriginalRgb } from '../../image/index.js';
 import { asPixelInfoError, ErrorCodes, PixelInfoError } from '../../errors.js';
 import { createProgress } from '../progress.js';
-import { parseNonNegativeNumber, parsePositiveInt } from '../options.js';
+import { addGenerationOptions, generationOptionsFrom, parsePositiveInt, type GenerationFlags } from '../options.js';
 
 /** More images than this get a progress bar. */
 const PROGRESS_THRESHOLD = 3;
 /** Heat-maps of big photos are drawn at most this many pixels on the longer side. */
 const HEATMAP_MAX_SIDE = 1024;
 
-interface CaptionCliOptions {
+interface CaptionCliOptions extends GenerationFlags {
   model: string;
   int8Decoder: boolean;
-  beam?: number;
-  nBest: number;
-  maxLength?: number;
-  lengthPenalty?: number;
-  ngramBlock?: number;
   json?: boolean;
   jsonl?: boolean;
   csv?: boolean;
@@ -41,31 +39,35 @@ type FileRecord =
 export function registerCaption(program: Command): void {
   const formats = ['json', 'jsonl', 'csv'];
   const format = (name: string, description: string) => new Option(`--${name}`, description).conflicts(formats.filter((f) => f !== name));
-  program
+  const command = program
     .command('caption')
     .description('describe images in words (ResNet50 features + attention LSTM decoder, beam search)')
     .argument('<inputs...>', 'image files, folders (searched recursively for images) or glob patterns such as "photos/**/*.jpg"')
-    .option('--model <dir>', 'decoder model directory', defaultModelDir())
-    .option('--beam <n>', 'beam size; 1 = greedy (default: the model card\'s, else 3)', parsePositiveInt)
-    .option('--n-best <n>', 'captions per image, best first (at most --beam)', parsePositiveInt, 1)
-    .option('--max-length <n>', 'most words in a caption (default: the model card\'s, else 20)', parsePositiveInt)
-    .option('--length-penalty <alpha>', 'rank by logProb / (words+1)^alpha; 0 = raw log-probability (default: the model card\'s, else 0)', parseNonNegativeNumber)
-    .option('--ngram-block <n>', 'no n-gram of n words may repeat in a caption; 0 = off (default 3)', (v) => (v === '0' ? 0 : parsePositiveInt(v)))
+    .option('--model <dir>', 'decoder model directory', defaultModelDir());
+  addGenerationOptions(command, { nBest: true })
     .addOption(format('json', 'print a JSON array: [{"file", "captions": [{"text", "score", "logProb"}]} | {"file", "error": {"code", "message"}}]'))
     .addOption(format('jsonl', 'print one JSON object per image and line, as images are done'))
     .addOption(format('csv', 'print CSV: file,caption,score (one row per caption; failures on stderr)'))
-    .option('--alt-text', 'write captions as alt text: sentence case, final period, at most 125 characters')
+    .option('--alt-text', `write captions as alt text: sentence case, final period, at most ${ALT_TEXT_MAX} characters`)
     .option('--attention-dir <dir>', 'write a heat-map PNG per word of the best caption: <image-stem>_<index>_<word>.png')
     .option('--batch-size <n>', 'images per encoder/decoder batch', parsePositiveInt, 8)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
     .option('--no-progress', 'no progress bar')
     .action(async (inputs: string[], opts: CaptionCliOptions, command: Command) => {
-      if (opts.beam !== undefined && opts.nBest > opts.beam) command.error(`error: --n-best (${opts.nBest}) cannot exceed --beam (${opts.beam})`, { exitCode: 2 });
       const { files, empty } = await expandInputs(inputs);
       for (const e of empty) console.error(`pixel-info caption: no images found in ${e}`);
       if (files.length === 0) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `no images to caption in ${inputs.join(', ')}`);
 
+      // Bad decoding flags are a usage error, found before the models load.
+      const { card } = await readModelDir(opts.model);
+      let generation;
+      try {
+        generation = resolveGeneration({ ...generationOptionsFrom(opts), returnAttention: Boolean(opts.attentionDir) }, card.decoding);
+      } catch (err) {
+        if (err instanceof PixelInfoError && err.code === ErrorCodes.INVALID_ARGUMENT) command.error(`error: ${err.message}`, { exitCode: 2 });
+        throw err;
+      }
       const captioner = await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder });
       const records: FileRecord[] = [];
       const heatmaps = opts.attentionDir ? new HeatmapWriter(opts.attentionDir) : undefined;
@@ -75,14 +77,7 @@ export function registerCaption(program: Command): void {
       try {
         for (let start = 0; start < files.length; start += opts.batchSize) {
           const chunk = files.slice(start, start + opts.batchSize);
-          const outcomes: CaptionOutcome[] = await captioner.caption(chunk, {
-            beamSize: opts.beam,
-            nBest: opts.nBest,
-            maxLength: opts.maxLength,
-            lengthPenalty: opts.lengthPenalty,
-            noRepeatNgram: opts.ngramBlock,
-            returnAttention: Boolean(heatmaps),
-          });
+          const outcomes: CaptionOutcome[] = await captioner.caption(chunk, generation);
           for (const [i, outcome] of outcomes.entries()) {
             const file = chunk[i];
             let record = toRecord(file, outcome, opts.altText);

@@ -10,17 +10,15 @@ import { ErrorCodes, type ErrorCode } from '../../errors.js';
 import { EVAL_SPLITS, evaluateModel, type EvalSplit } from '../../eval/evaluate.js';
 import { METEOR_MODES, METRIC_NAMES, type MeteorMode } from '../../metrics/index.js';
 import { defaultModelDir } from '../../pipeline/captioner.js';
-import { parseNonNegativeNumber, parsePositiveInt } from '../options.js';
+import { addGenerationOptions, generationOptionsFrom, parsePositiveInt, type GenerationFlags } from '../options.js';
+import { readModelDir } from '../../decoder/model-dir.js';
+import { resolveGeneration } from '../../decoder/generation.js';
 import { createProgress, type Progress } from '../progress.js';
 
-interface EvalCliOptions {
+interface EvalCliOptions extends GenerationFlags {
   int8Decoder: boolean;
   dataset: DatasetName;
   split: EvalSplit;
-  beam: number;
-  lengthPenalty?: number;
-  maxLength?: number;
-  ngramBlock?: number;
   features?: string;
   model: string;
   dataDir?: string;
@@ -45,15 +43,11 @@ const USAGE_ERRORS = new Set<ErrorCode>([
 ]);
 
 export function registerEval(program: Command): void {
-  program
+  const command = program
     .command('eval')
     .description('caption a dataset split and score it (BLEU-1..4, METEOR, ROUGE-L, CIDEr as the COCO toolkit); writes results, metrics and a Markdown report')
     .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('flickr8k'))
     .addOption(new Option('--split <split>', 'Karpathy split to evaluate').choices(EVAL_SPLITS).default('val'))
-    .option('--beam <n>', 'beam size; 1 = greedy', parsePositiveInt, 3)
-    .option('--length-penalty <alpha>', "rank by logProb / (words+1)^alpha (default: the model card's, else 0)", parseNonNegativeNumber)
-    .option('--max-length <n>', "most words in a caption (default: the model card's, else 20)", parsePositiveInt)
-    .option('--ngram-block <n>', 'no n-gram of n words may repeat in a caption; 0 = off (default 3)', (v) => (v === '0' ? 0 : parsePositiveInt(v)))
     .option('--features <store>', 'read features from this store (`pixel-info features`) instead of running the encoder; it must come from the cached encoder')
     .option('--model <dir>', 'decoder model directory', defaultModelDir())
     .option('--data-dir <dir>', 'datasets folder (default $PIXEL_INFO_DATA_DIR, else ../shared/datasets)')
@@ -71,10 +65,14 @@ export function registerEval(program: Command): void {
     )
     .option('--no-progress', 'no progress bar')
     .action(exitTwoOn<EvalCliOptions>('eval', USAGE_ERRORS, runEval));
+  addGenerationOptions(command);
 }
 
 async function runEval(opts: EvalCliOptions): Promise<void> {
-  const out = opts.out ?? join('eval', `${opts.dataset}-${opts.split}-beam${opts.beam}`);
+  // Bad decoding flags fail here (exit 2), before any model loads; the folder name shows the beam that runs.
+  const generation = generationOptionsFrom(opts);
+  const { card } = await readModelDir(opts.model);
+  const out = opts.out ?? join('eval', `${opts.dataset}-${opts.split}-beam${resolveGeneration(generation, card.decoding).beamSize}`);
   let bar: Progress | undefined;
   let run;
   try {
@@ -85,10 +83,7 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
       dataDir: opts.dataDir,
       modelDir: opts.model,
       features: opts.features,
-      beamSize: opts.beam,
-      lengthPenalty: opts.lengthPenalty,
-      maxLength: opts.maxLength,
-      noRepeatNgram: opts.ngramBlock,
+      generation,
       limit: opts.limit,
       batchSize: opts.batchSize,
       threads: opts.threads,
@@ -113,6 +108,7 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
         beam: record.decoding.beamSize,
         lengthPenalty: record.decoding.lengthPenalty,
         images: record.images,
+        danglingEndings: record.danglingEndings,
         failed: record.failed.length,
         seconds: record.seconds.total,
         meteor: record.meteor,

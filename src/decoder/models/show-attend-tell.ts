@@ -1,13 +1,15 @@
 /**
- * The exported decoder (docs/formats.md, "Decoder model directory") as a StepModel: decoder_init.onnx
- * makes the per-image state, decoder_step.onnx advances every beam of every image in one call.
+ * Architecture `show-attend-tell` (registry entry in ../registry.ts; trainer/models/show_attend_tell.py on the
+ * Python side): the soft-attention LSTM decoder exported as two ONNX graphs (docs/formats.md, "Decoder model
+ * directory"). decoder_init.onnx makes the per-image state, decoder_step.onnx advances every beam of every image
+ * in one call. The step state (h, c and a row → image index) is opaque to the search.
  */
-import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ErrorCodes, PixelInfoError } from '../errors.js';
-import type { DecoderState, StepModel, StepOutput } from './step-model.js';
-import { quantizeGemmWeights } from '../onnx/quantize.js';
+import { ErrorCodes, PixelInfoError } from '../../errors.js';
+import type { DecoderState, StepModel, StepOutput } from '../step-model.js';
+import { quantizeGemmWeights } from '../../onnx/quantize.js';
+import { checkNames, numericDim, openSession, sessionOptions, tensorShape } from '../onnx-session.js';
 
 export const INIT_FILE = 'decoder_init.onnx';
 export const STEP_FILE = 'decoder_step.onnx';
@@ -16,7 +18,7 @@ export const INIT_OUTPUTS = ['proj_features', 'h', 'c'] as const;
 export const STEP_INPUTS = ['tokens', 'h', 'c', 'features', 'proj_features'] as const;
 export const STEP_OUTPUTS = ['log_probs', 'h_out', 'c_out', 'alpha'] as const;
 
-export interface OnnxStepModelOptions {
+export interface ShowAttendTellOptions {
   /** Intra-op threads per session; default: all cores. */
   threads?: number;
   /** When given, every step checks that log_probs has this many columns (a vocab.json / model mismatch is MODEL_CORRUPT). */
@@ -81,7 +83,7 @@ function sameMap(a: Int32Array, b: Int32Array): boolean {
   return true;
 }
 
-export interface OnnxDecoderState extends DecoderState {
+export interface ShowAttendTellState extends DecoderState {
   /** rows × hidden */
   h: Float32Array;
   c: Float32Array;
@@ -90,7 +92,7 @@ export interface OnnxDecoderState extends DecoderState {
   batch: ImageBatch;
 }
 
-export class OnnxStepModel implements StepModel<OnnxDecoderState> {
+export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
   private constructor(
     private readonly initSession: ort.InferenceSession,
     private readonly stepSession: ort.InferenceSession,
@@ -99,23 +101,25 @@ export class OnnxStepModel implements StepModel<OnnxDecoderState> {
     private expectedVocab: number | undefined,
   ) {}
 
-  static async load(modelDir: string, options: OnnxStepModelOptions = {}): Promise<OnnxStepModel> {
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: options.threads ?? 0,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-    };
+  static async load(modelDir: string, options: ShowAttendTellOptions = {}): Promise<ShowAttendTellStepModel> {
+    const session = sessionOptions(options.threads);
     const [initSession, stepSession] = await Promise.all([
-      openSession(join(modelDir, INIT_FILE), sessionOptions),
-      openSession(join(modelDir, STEP_FILE), sessionOptions, options.int8 ? (bytes) => quantizeGemmWeights(bytes).bytes : undefined),
+      openSession(join(modelDir, INIT_FILE), session),
+      openSession(join(modelDir, STEP_FILE), session, options.int8 ? (bytes) => quantizeGemmWeights(bytes).bytes : undefined),
     ]);
     try {
       checkNames(initSession, INIT_FILE, INIT_INPUTS, INIT_OUTPUTS);
       checkNames(stepSession, STEP_FILE, STEP_INPUTS, STEP_OUTPUTS);
       const featureShape = tensorShape(initSession.inputMetadata, 'features');
-      const regions = numericDim(featureShape[1]) ?? 49;
-      const featureDim = numericDim(featureShape[2]) ?? 2048;
+      const regions = numericDim(featureShape[1]);
+      const featureDim = numericDim(featureShape[2]);
+      if (regions === undefined || featureDim === undefined) {
+        throw new PixelInfoError(
+          ErrorCodes.MODEL_CORRUPT,
+          `${join(modelDir, INIT_FILE)}: input 'features' must have fixed region and channel dimensions, got [${featureShape.join(', ')}]`,
+          { subject: modelDir },
+        );
+      }
       const graphVocab = numericDim(tensorShape(stepSession.outputMetadata, 'log_probs')[1]);
       if (graphVocab !== undefined && options.vocabSize !== undefined && graphVocab !== options.vocabSize) {
         throw new PixelInfoError(
@@ -124,7 +128,7 @@ export class OnnxStepModel implements StepModel<OnnxDecoderState> {
           { subject: modelDir },
         );
       }
-      return new OnnxStepModel(initSession, stepSession, regions, featureDim, options.vocabSize ?? graphVocab);
+      return new ShowAttendTellStepModel(initSession, stepSession, regions, featureDim, options.vocabSize ?? graphVocab);
     } catch (err) {
       await Promise.all([initSession.release(), stepSession.release()]);
       throw err;
@@ -136,7 +140,7 @@ export class OnnxStepModel implements StepModel<OnnxDecoderState> {
     return this.expectedVocab ?? 0;
   }
 
-  async init(features: Float32Array, count: number): Promise<OnnxDecoderState> {
+  async init(features: Float32Array, count: number): Promise<ShowAttendTellState> {
     const rowFloats = this.regions * this.featureDim;
     if (!Number.isInteger(count) || count < 1 || features.length < count * rowFloats) {
       throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `features must hold ${count} × ${this.regions} × ${this.featureDim} floats, got ${features.length}`);
@@ -156,7 +160,7 @@ export class OnnxStepModel implements StepModel<OnnxDecoderState> {
     };
   }
 
-  async step(tokens: BigInt64Array | ArrayLike<number>, state: OnnxDecoderState): Promise<StepOutput<OnnxDecoderState>> {
+  async step(tokens: BigInt64Array | ArrayLike<number>, state: ShowAttendTellState): Promise<StepOutput<ShowAttendTellState>> {
     const rows = state.rows;
     if (tokens.length !== rows) throw new RangeError(`${tokens.length} tokens for ${rows} rows`);
     const ids = tokens instanceof BigInt64Array ? tokens : BigInt64Array.from(Array.from(tokens as ArrayLike<number>, (t) => BigInt(t)));
@@ -186,7 +190,7 @@ export class OnnxStepModel implements StepModel<OnnxDecoderState> {
     };
   }
 
-  select(state: OnnxDecoderState, rowIndices: ArrayLike<number>): OnnxDecoderState {
+  select(state: ShowAttendTellState, rowIndices: ArrayLike<number>): ShowAttendTellState {
     const rows = rowIndices.length;
     const hidden = state.h.length / state.rows;
     const h = new Float32Array(rows * hidden);
@@ -205,44 +209,4 @@ export class OnnxStepModel implements StepModel<OnnxDecoderState> {
   async release(): Promise<void> {
     await Promise.all([this.initSession.release(), this.stepSession.release()]);
   }
-}
-
-async function openSession(
-  path: string,
-  options: ort.InferenceSession.SessionOptions,
-  transform?: (bytes: Uint8Array) => Uint8Array,
-): Promise<ort.InferenceSession> {
-  try {
-    await access(path);
-  } catch {
-    throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, `decoder model file ${path} is missing`, { subject: path });
-  }
-  try {
-    return transform ? await ort.InferenceSession.create(transform(await readFile(path)), options) : await ort.InferenceSession.create(path, options);
-  } catch (err) {
-    throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `${path} cannot be loaded by onnxruntime: ${(err as Error).message}`, { subject: path, cause: err });
-  }
-}
-
-function checkNames(session: ort.InferenceSession, file: string, inputs: readonly string[], outputs: readonly string[]): void {
-  const missing = [
-    ...inputs.filter((n) => !session.inputNames.includes(n)).map((n) => `input '${n}'`),
-    ...outputs.filter((n) => !session.outputNames.includes(n)).map((n) => `output '${n}'`),
-  ];
-  if (missing.length) {
-    throw new PixelInfoError(
-      ErrorCodes.MODEL_CORRUPT,
-      `${file} lacks ${missing.join(', ')} (has inputs ${session.inputNames.join(', ')}; outputs ${session.outputNames.join(', ')}); see docs/formats.md`,
-      { subject: file },
-    );
-  }
-}
-
-function tensorShape(metadata: readonly ort.InferenceSession.ValueMetadata[], name: string): ReadonlyArray<number | string> {
-  const meta = metadata.find((m) => m.name === name);
-  return meta && meta.isTensor ? meta.shape : [];
-}
-
-function numericDim(dim: number | string | undefined): number | undefined {
-  return typeof dim === 'number' && dim > 0 ? dim : undefined;
 }

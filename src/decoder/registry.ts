@@ -1,0 +1,52 @@
+/**
+ * Decoder architectures by the model card's `architecture.type`. Each entry knows its files and loads a
+ * StepModel from a model directory; the search sees only the StepModel interface, so its state stays opaque.
+ *
+ * Adding an architecture: a StepModel in ./models/<name>.ts, its PyTorch module in trainer/models/<name>.py,
+ * and one entry here and one in trainer/models/__init__.py.
+ */
+import { ErrorCodes, PixelInfoError } from '../errors.js';
+import type { StepModel } from './step-model.js';
+import { INIT_FILE, STEP_FILE, ShowAttendTellStepModel } from './models/show-attend-tell.js';
+
+/** A decoder ready to search with; released when its captioner is. */
+export interface LoadedDecoder extends StepModel {
+  /** Channels per region the decoder reads (regions × featureDim floats per image); must match the encoder's. */
+  readonly featureDim: number;
+  release(): Promise<void>;
+}
+
+export interface DecoderLoadOptions {
+  /** onnxruntime intra-op threads; default all cores. */
+  threads?: number;
+  /** int8 weights for the dense layers, where the architecture supports it. */
+  int8?: boolean;
+}
+
+export interface DecoderArchitecture {
+  /** Files the model directory must hold besides vocab.json and model-card.json. */
+  readonly files: readonly string[];
+  /** Opens the graphs in `dir`; `vocabSize` is checked against them (a mismatch is MODEL_CORRUPT). */
+  load(dir: string, vocabSize: number, options: DecoderLoadOptions): Promise<LoadedDecoder>;
+}
+
+export const ARCHITECTURES: Readonly<Record<string, DecoderArchitecture>> = {
+  'show-attend-tell': {
+    files: [INIT_FILE, STEP_FILE],
+    load: (dir, vocabSize, options) => ShowAttendTellStepModel.load(dir, { ...options, vocabSize }),
+  },
+};
+
+/** The architecture a card names; a card without `architecture.type` predates the registry: show-attend-tell. */
+export function architectureOf(card: { architecture?: unknown }, where: string): DecoderArchitecture {
+  const type = (card.architecture as { type?: unknown } | undefined)?.type ?? 'show-attend-tell';
+  const arch = typeof type === 'string' && Object.hasOwn(ARCHITECTURES, type) ? ARCHITECTURES[type] : undefined;
+  if (!arch) {
+    throw new PixelInfoError(
+      ErrorCodes.MODEL_CORRUPT,
+      `${where}: unknown decoder architecture ${JSON.stringify(type)} (known: ${Object.keys(ARCHITECTURES).join(', ')})`,
+      { subject: where },
+    );
+  }
+  return arch;
+}
