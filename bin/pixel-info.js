@@ -6,4 +6,5 @@ import { register } from 'tsx/esm/api';
 
 register();
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-await import(pathToFileURL(join(root, 'src', 'cli', 'index.ts')).href);
+const { main } = await import(pathToFileURL(join(root, 'src', 'cli', 'index.ts')).href);
+await main(process.argv);

@@ -1,4 +1,7 @@
-/** The `pixel-info` command line: each command lives in ./commands and registers itself here. */
+/**
+ * The `pixel-info` command line: each command lives in ./commands and registers itself here. Importing this
+ * module runs nothing; bin/pixel-info.js calls main().
+ */
 import { Command, CommanderError } from 'commander';
 import { PixelInfoError, asPixelInfoError, ErrorCodes } from '../errors.js';
 import { registerClassify } from './commands/classify.js';
@@ -29,7 +32,8 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv = process.argv): Promise<void> {
+/** Runs the command line `argv` (node's layout: the executable and the script first) and sets process.exitCode. */
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -49,5 +53,3 @@ export async function main(argv = process.argv): Promise<void> {
     throw err;
   }
 }
-
-await main();

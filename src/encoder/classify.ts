@@ -32,6 +32,7 @@ export async function classifyImages(
 ): Promise<ClassifyResult[]> {
   const topK = opts.topK ?? 5;
   const batchSize = opts.batchSize ?? 8;
+  const { classes } = encoder.geometry;
   const results: ClassifyResult[] = [];
   for (let start = 0; start < files.length; start += batchSize) {
     const chunk = files.slice(start, start + batchSize);
@@ -40,7 +41,7 @@ export async function classifyImages(
     const batch = new Float32Array(good.length * ImageEncoder.imageFloats);
     good.forEach((g, j) => writeCaffeTensor(g.pixels, batch, j));
     const out = good.length ? await encoder.encode(batch, good.length) : { logits: new Float32Array(0) };
-    const byIndex = new Map(good.map((g, j) => [g.i, out.logits!.subarray(j * 1000, (j + 1) * 1000)]));
+    const byIndex = new Map(good.map((g, j) => [g.i, out.logits!.subarray(j * classes, (j + 1) * classes)]));
     loaded.forEach((r, i) => {
       const file = chunk[i];
       if (r.status === 'rejected') results.push({ file, error: asPixelInfoError(r.reason, file).toJSON() });

