@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { ALT_TEXT_MAX, csvField, csvRow, toAltText } from '../src/pipeline/format.js';
+import { csvField, csvRow } from '../src/pipeline/format.js';
+import { ALT_TEXT_MAX, toAltText } from '../src/text/alt-text.js';
 import { expandInputs, segmentRegExp } from '../src/pipeline/inputs.js';
 import { renderAttentionHeatmap } from '../src/render/heatmap.js';
 

@@ -1,6 +1,7 @@
 /**
  * The web app end to end in headless Chromium (playwright-core): caption a real Flickr8k image, the attention
  * heat-map, reference scores, the library search, the model card, keyboard tabs, and a phone-sized viewport.
+ * The page's script is the esbuild bundle of web/src (src/server/plugins/web.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildServer } from '../src/server/app.js';
-import { Captioner } from '../src/pipeline/captioner.js';
+import { Captioner, defaultModelDir } from '../src/pipeline/captioner.js';
+import { parseModelCard } from '../src/decoder/model-card.js';
+import type { CaptionResponse } from '../web/src/api.js';
 import { FLICKR8K_IMAGES, HAVE_FLICKR8K } from './helpers/dataset.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -62,12 +65,15 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
 
   await page.goto(url);
   assert.equal(await page.title(), 'Pixel Info — image captioning');
+  assert.match((await page.request.get(`${url}/app.js`)).headers()['content-type'] ?? '', /javascript/, 'the bundle is served');
   assert.equal(await page.isDisabled('#captionize'), true, 'nothing to caption yet');
 
   // --- Caption ---
   await page.setInputFiles('#file', GIRL);
   await page.waitForSelector('#dropzone[data-state="loaded"]');
+  const answer = page.waitForResponse((r) => r.url().includes('/v1/captions'), { timeout: 60_000 });
   await page.click('#captionize');
+  const result = (await (await answer).json()) as CaptionResponse;
   await page.waitForSelector('#caption .word', { timeout: 60_000 });
   const words = await page.$$eval('#caption .word', (els) => els.map((e) => e.textContent ?? ''));
   const sentence = words.join(' ');
@@ -105,9 +111,10 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
   assert.ok(bleu4 >= 0 && bleu4 <= bleu1, `BLEU-4 ${bleu4}`);
   assert.match((await page.textContent('#scores td[data-metric="CIDEr-D"]')) ?? '', /^\d+\.\d{3}$/);
 
-  // Copy alt text.
+  // Copy alt text: the server's alt text for the best caption (the shared rule of src/text/alt-text.ts).
   await page.click('#copy');
   const clip = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(clip, result.altText);
   assert.equal(clip, sentence[0].toUpperCase() + sentence.slice(1) + '.');
   assert.match((await page.textContent('#status')) ?? '', /Copied/);
   assert.equal(await page.isDisabled('#refresh'), false);
@@ -117,8 +124,23 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
   writeFileSync(join(shots, 'web-caption-small.png'), png);
   assert.ok(png.length < 300 * 1024, `palette screenshot is ${png.length} bytes`);
 
+  // Another alternative: its words, its heat-maps, its alt text.
+  await page.click('#alternatives li:nth-child(2) button');
+  assert.equal(await page.getAttribute('#alternatives li:nth-child(2) button', 'aria-pressed'), 'true');
+  assert.equal((await page.$$eval('#caption .word', (els) => els.map((e) => e.textContent).join(' '))), result.captions[1].text);
+  await page.locator('#caption .word').first().hover();
+  assert.ok(changedPixels(plain, await canvasPixels(page)) > total * 0.3, 'the alternative has heat-maps too');
+  await page.click('#copy');
+  const second = result.captions[1].text;
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), second[0].toUpperCase() + second.slice(1) + '.');
+  await page.click('#alternatives li:first-child button');
+
   // --- Query: keyboard to the tab, search a word of the caption, see its thumbnail ---
   await page.focus('#tab-caption');
+  await page.keyboard.press('End');
+  assert.equal(await page.getAttribute('#tab-info', 'aria-selected'), 'true', 'End: the last tab');
+  await page.keyboard.press('Home');
+  assert.equal(await page.getAttribute('#tab-caption', 'aria-selected'), 'true', 'Home: the first tab');
   await page.keyboard.press('ArrowRight');
   assert.equal(await page.getAttribute('#tab-query', 'aria-selected'), 'true');
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-query');
@@ -139,13 +161,16 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
   await page.waitForFunction(() => document.querySelectorAll('#results li').length === 0);
   assert.match((await page.textContent('#search-status')) ?? '', /No images match/);
 
-  // --- Info: the model card ---
+  // --- Info: the model card, its metrics by their real keys ---
   await page.click('#tab-info');
+  assert.equal(new URL(page.url()).hash, '#info');
   await page.waitForSelector('#info dl');
   const info = (await page.textContent('#info')) ?? '';
-  for (const needle of ['flickr8k-sat', 'show-attend-tell', 'resnet50-imagenet', 'BLEU-4', 'CIDEr', 'dataset_flickr8k.json']) {
-    assert.ok(info.includes(needle), `Info tab lacks ${needle}`);
-  }
+  const card = parseModelCard(JSON.parse(readFileSync(join(defaultModelDir(), 'model-card.json'), 'utf8')));
+  const needles = ['flickr8k-sat', 'show-attend-tell', 'resnet50-imagenet', 'BLEU-4', 'CIDEr', 'dataset_flickr8k.json'];
+  needles.push(`CIDEr-D${card.metrics!.val!.cider!.toFixed(3)}`, `Distinct words used${card.metrics!.val!.vocab_used}`);
+  if (card.metrics?.test) needles.push(`ROUGE-L${card.metrics.test['ROUGE-L']!.toFixed(3)}`, `METEOR${card.metrics.test.METEOR!.toFixed(3)}`);
+  for (const needle of needles) assert.ok(info.includes(needle), `Info tab lacks ${needle}`);
   await page.screenshot({ path: join(shots, 'info.png'), fullPage: true });
 
   // --- Phone: 375 px wide, no horizontal overflow on any tab ---
