@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { buildServer, type ServerOptions } from '../src/server/app.js';
 import type { CaptionEngine } from '../src/server/engine.js';
+import { resolveGeneration, type GenerationOptions } from '../src/decoder/generation.js';
 import { Captioner, type CaptionOutcome } from '../src/pipeline/captioner.js';
 import { sentenceScores } from '../src/metrics/sentence.js';
 import { FLICKR8K_IMAGES, HAVE_FLICKR8K } from './helpers/dataset.js';
@@ -173,6 +174,8 @@ test('POST /v1/captions: bad options are 400 INVALID_ARGUMENT naming the field',
   }
   const err = await expectError(await postForm(url, { image: new Blob([jpeg], { type: 'image/jpeg' }), beam: '42' }), 400, 'INVALID_ARGUMENT');
   assert.match(err.message, /form fields: beam: must be an integer from 1 to 10/);
+  // The query and the form may each give one of beam and nbest: checked together.
+  await expectError(await postForm(url, { image: new Blob([jpeg], { type: 'image/jpeg' }), nbest: '3' }, '?beam=2'), 400, 'INVALID_ARGUMENT', /nbest: must be at most beam \(2\), got 3/);
 });
 
 test('POST /v1/captions: a body over --body-limit is 413 PAYLOAD_TOO_LARGE, raw or multipart', NEEDS_DATA, async (t) => {
@@ -182,6 +185,37 @@ test('POST /v1/captions: a body over --body-limit is 413 PAYLOAD_TOO_LARGE, raw 
   await expectError(await postForm(url, { image: new Blob([jpeg], { type: 'image/jpeg' }) }), 413, 'PAYLOAD_TOO_LARGE');
   const small = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#336699' } }).jpeg().toBuffer();
   assert.equal((await postImage(url, small)).status, 200);
+});
+
+test('a request runs with the resolved GenerationConfig (request > model card > defaults); equal configs share a batch', async (t) => {
+  const calls: Array<{ size: number; options: GenerationOptions | undefined }> = [];
+  const fake = slowEngine(50);
+  const engine: CaptionEngine = {
+    ...fake,
+    card: { name: 'fake', decoding: { beamSize: 2, lengthPenalty: 0.5 } },
+    caption: (inputs, options) => {
+      calls.push({ size: inputs.length, options });
+      return fake.caption(inputs, options);
+    },
+  };
+  const { url } = await startServer(t, { loadEngine: async () => engine, maxWaitMs: 200 });
+  const image = Buffer.from('fake engines do not decode');
+  // No options and beam=2 resolve to the same config (the card says beam 2); maxLength=5 does not.
+  const bodies = await Promise.all(['', '?beam=2', '?maxLength=5', '?attention=true'].map(async (query) => (await postImage(url, image, { query })).json()));
+  assert.deepEqual(bodies.map((b) => b.options), [
+    { beam: 2, nbest: 1, maxLength: 20, attention: false },
+    { beam: 2, nbest: 1, maxLength: 20, attention: false },
+    { beam: 2, nbest: 1, maxLength: 5, attention: false },
+    { beam: 2, nbest: 1, maxLength: 20, attention: true },
+  ]);
+  assert.deepEqual(bodies.map((b) => b.timings.batchSize), [3, 3, 1, 3]);
+  assert.deepEqual(calls.map((c) => c.size), [3, 1]);
+  // The engine gets the whole config: the card's length penalty, the library's defaults, attention always on.
+  assert.deepEqual(calls[0].options, resolveGeneration({ beamSize: 2, returnAttention: true }, { lengthPenalty: 0.5 }));
+  assert.equal(calls[0].options!.lengthPenalty, 0.5);
+  assert.equal(calls[1].options!.maxLength, 5);
+  // nbest above the card's beam is refused naming the field.
+  await expectError(await postImage(url, image, { query: '?nbest=3' }), 400, 'INVALID_ARGUMENT', /nbest: must be at most beam \(2, the default\)/);
 });
 
 test('a full queue answers 503 OVERLOADED with Retry-After; a slow request answers 504 TIMEOUT', async (t) => {
@@ -256,7 +290,7 @@ test('GET /metrics has request counts by route/status, latency, batch-size and q
   assert.match(text, /pixel_info_http_requests_total\{method="GET",route="unmatched",status="404"\} 1/);
 });
 
-test('GET /openapi.json is an OpenAPI 3 document covering every route the server has', async (t) => {
+test('GET /openapi.json is generated from the route schemas and covers every route the server has', async (t) => {
   const { app, url } = await startServer(t, { loadEngine: async () => slowEngine(0) });
   const doc = await (await fetch(`${url}/openapi.json`)).json();
   assert.match(doc.openapi, /^3\./);
@@ -264,8 +298,8 @@ test('GET /openapi.json is an OpenAPI 3 document covering every route the server
   // Every documented operation exists...
   for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
     for (const method of Object.keys(methods)) {
-      const url = path === '/' ? '/*' : path.replace(/\{(\w+)\}/g, ':$1');
-      assert.ok(app.hasRoute({ method: method.toUpperCase() as 'GET', url }), `documented ${method} ${path} is not a route`);
+      const route = path.replace(/\{(\w+)\}/g, ':$1');
+      assert.ok(app.hasRoute({ method: method.toUpperCase() as 'GET', url: route }), `documented ${method} ${path} is not a route`);
     }
   }
   // ... and every route is documented.
@@ -276,6 +310,28 @@ test('GET /openapi.json is an OpenAPI 3 document covering every route the server
   // Every $ref resolves.
   const refs = JSON.stringify(doc).match(/#\/components\/schemas\/\w+/g) ?? [];
   for (const ref of refs) assert.ok(doc.components.schemas[ref.split('/').pop()!], ref);
+
+  // The zod schemas, converted: query options with their bounds and descriptions, the JSON body, the responses.
+  const captions = doc.paths['/v1/captions'].post;
+  const beam = captions.parameters.find((p: { name: string }) => p.name === 'beam');
+  assert.deepEqual({ in: beam.in, schema: beam.schema }, { in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10 } });
+  assert.match(beam.description, /greedy/);
+  assert.deepEqual(captions.responses['200'].content['application/json'].schema, { $ref: '#/components/schemas/CaptionResponse' });
+  assert.deepEqual(captions.responses['422'].content['application/json'].schema, { $ref: '#/components/schemas/Error' });
+  assert.ok(captions.responses['503'].headers['Retry-After']);
+  assert.deepEqual(doc.components.schemas.Error.required, ['error']);
+  assert.deepEqual(doc.components.schemas.CaptionResponse.properties.captions.items, { $ref: '#/components/schemas/Caption' });
+  // What zod cannot describe, declared on the route: the multipart form (image + the same options) and raw bytes...
+  const form = captions.requestBody.content['multipart/form-data'].schema;
+  assert.deepEqual(form.required, ['image']);
+  assert.deepEqual(Object.keys(form.properties), ['image', 'beam', 'nbest', 'attention', 'maxLength']);
+  assert.equal(captions.requestBody.content['image/*'].schema.format, 'binary');
+  // ... and binary or text responses.
+  assert.equal(doc.paths['/v1/library/{id}/thumbnail'].get.responses['200'].content['image/jpeg'].schema.format, 'binary');
+  assert.ok(doc.paths['/metrics'].get.responses['200'].content['text/plain']);
+  const score = doc.paths['/v1/score'].post.requestBody.content['application/json'].schema;
+  assert.deepEqual(score.required, ['references', 'candidate']);
+  assert.equal(doc.paths['/v1/library/{id}'].get.parameters[0].schema.pattern, '^[0-9a-f]{64}$');
 });
 
 test('library: a captioned image is stored once, found by a word of its caption, with its bytes and a JPEG thumbnail', NEEDS_DATA, async (t) => {
@@ -336,7 +392,7 @@ test('the web app is served at / with its modules; unknown routes are 404 JSON',
   assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'/);
   const html = await page.text();
   assert.match(html, /role="tablist"/);
-  for (const asset of ['/app.js', '/heatmap.js', '/styles.css']) {
+  for (const asset of ['/app.js', '/styles.css']) {
     const res = await fetch(`${url}${asset}`);
     assert.equal(res.status, 200, asset);
   }

@@ -1,57 +1,54 @@
 /**
- * The captioning side of the server: what it needs from a Captioner, and the batch worker that turns a batch
- * of uploaded images (all with the same search options) into one Captioner call.
+ * The captioning side of the server: what it needs from a Captioner (`CaptionEngine`, the seam tests fake), the
+ * engine loading in the background, the decoding config of a request, and the batch worker that turns a batch of
+ * uploaded images (all with the same config) into one Captioner call.
  */
-import type { CaptionOptions, CaptionOutcome, CaptionResult } from '../pipeline/captioner.js';
+import type { CaptionOutcome, CaptionResult } from '../pipeline/captioner.js';
 import type { ModelCard } from '../decoder/model-dir.js';
-import { DEFAULT_SEARCH_OPTIONS } from '../decoder/search.js';
+import { generationKey, resolveGeneration, type GenerationConfig, type GenerationOptions } from '../decoder/generation.js';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import type { CaptionRequestOptions } from './schemas.js';
 
 /** The part of Captioner the server uses; tests pass a fake. */
 export interface CaptionEngine {
   readonly card: ModelCard;
-  caption(inputs: ReadonlyArray<string | Buffer>, options?: CaptionOptions): Promise<CaptionOutcome[]>;
+  caption(inputs: ReadonlyArray<string | Buffer>, options?: GenerationOptions): Promise<CaptionOutcome[]>;
   release(): Promise<void>;
 }
 
-/** One queued image. */
+/** One queued image and the decoding config it was resolved to. */
 export interface CaptionJob {
   bytes: Buffer;
-  search: SearchChoice;
+  generation: GenerationConfig;
 }
-
-/** The search options a request resolved to: requests share a batch only when these are equal. */
-export interface SearchChoice {
-  beamSize: number;
-  nBest: number;
-  maxLength: number;
-}
-
-/** Request options over the model card's recommended decoding over the library defaults. */
-export function resolveSearchChoice(options: CaptionRequestOptions, card: ModelCard): SearchChoice {
-  // The same precedence as Captioner: the card's recommended decoding, then the search defaults.
-  const fromCard = card.decoding ?? {};
-  const beamSize = options.beam ?? fromCard.beamSize ?? DEFAULT_SEARCH_OPTIONS.beamSize;
-  const nBest = options.nbest ?? 1;
-  if (nBest > beamSize) {
-    throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `invalid options: nbest: must be at most beam (${beamSize}, the default), got ${nBest}`, { subject: 'nbest' });
-  }
-  return { beamSize, nBest, maxLength: options.maxLength ?? fromCard.maxLength ?? DEFAULT_SEARCH_OPTIONS.maxLength };
-}
-
-export const searchKey = (job: CaptionJob): string => `${job.search.beamSize}/${job.search.nBest}/${job.search.maxLength}`;
 
 /**
- * Runs one batch. Attention is always computed (it costs little next to the search) so that requests with and
- * without `attention` can share a batch; the route drops it when it was not asked for.
+ * A request's decoding config: its options over the model card's `decoding` over the library defaults (the one
+ * resolver, `resolveGeneration`). Attention is always computed (it costs little next to the search) so that
+ * requests with and without `attention` share batches; the route drops it when it was not asked for.
  */
+export function requestGeneration(options: CaptionRequestOptions, card: ModelCard): GenerationConfig {
+  const call: GenerationOptions = { beamSize: options.beam, maxLength: options.maxLength, returnAttention: true };
+  const config = resolveGeneration(call, card.decoding);
+  if (options.nbest === undefined) return config;
+  // Checked here rather than by the request schema: the beam may be the card's or the default one, and the query
+  // and the form fields may each give one of the two.
+  if (options.nbest > config.beamSize) {
+    const beam = options.beam === undefined ? `${config.beamSize}, the default` : String(config.beamSize);
+    throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `invalid options: nbest: must be at most beam (${beam}), got ${options.nbest}`, { subject: 'nbest' });
+  }
+  return resolveGeneration({ ...call, nBest: options.nbest }, card.decoding);
+}
+
+/** The batching key: requests share a batch only when their configs decide the same captions. */
+export const jobKey = (job: CaptionJob): string => generationKey(job.generation);
+
+/** Runs one batch with the config its jobs share. */
 export function captionWorker(engine: () => CaptionEngine) {
   return async (jobs: CaptionJob[]): Promise<Array<CaptionResult | Error>> => {
-    const { beamSize, nBest, maxLength } = jobs[0].search;
     const outcomes = await engine().caption(
       jobs.map((j) => j.bytes),
-      { beamSize, nBest, maxLength, returnAttention: true },
+      jobs[0].generation,
     );
     return outcomes.map((o) => ('error' in o ? new PixelInfoError(o.error.code, renameBufferSource(o.error.message)) : o));
   };
@@ -60,4 +57,61 @@ export function captionWorker(engine: () => CaptionEngine) {
 /** The Captioner names buffers "<buffer 3>"; to an API client the one image it sent is "image". */
 function renameBufferSource(message: string): string {
   return message.replace(/^<buffer(?: \d+)?>/, 'image');
+}
+
+/** Where the engine stands: /readyz answers from this without waiting. */
+export type EngineState = { status: 'loading' } | { status: 'ready'; engine: CaptionEngine } | { status: 'failed'; error: PixelInfoError };
+
+/** Loads the engine once, in the background; requests wait for it (bounded), /readyz reads its state. */
+export class EngineLoader {
+  private current: EngineState = { status: 'loading' };
+  /** Resolves with the engine once loaded; rejects with the load error (as a PixelInfoError). */
+  readonly ready: Promise<CaptionEngine>;
+
+  constructor(load: () => Promise<CaptionEngine>, onError: (error: PixelInfoError) => void) {
+    this.ready = load().then(
+      (engine) => {
+        this.current = { status: 'ready', engine };
+        return engine;
+      },
+      (err: unknown) => {
+        const error =
+          err instanceof PixelInfoError ? err : new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `the model failed to load: ${(err as Error)?.message ?? err}`, { cause: err });
+        this.current = { status: 'failed', error };
+        onError(error);
+        throw error;
+      },
+    );
+    this.ready.catch(() => {}); // reported through onError and the state; awaiting callers still see the rejection
+  }
+
+  get state(): EngineState {
+    return this.current;
+  }
+
+  /** The engine, which must have loaded (batches only start for requests that waited for it with `get`). */
+  get loaded(): CaptionEngine {
+    if (this.current.status !== 'ready') throw new PixelInfoError(ErrorCodes.INTERNAL, `the model is not loaded (${this.current.status})`);
+    return this.current.engine;
+  }
+
+  /** The engine; while it loads, waits at most `ms` (then TIMEOUT). Throws the load error if loading failed. */
+  async get(ms: number): Promise<CaptionEngine> {
+    if (this.current.status === 'ready') return this.current.engine;
+    if (this.current.status === 'failed') throw this.current.error;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new PixelInfoError(ErrorCodes.TIMEOUT, `the model did not finish loading within ${ms} ms`)), ms);
+    });
+    try {
+      return await Promise.race([this.ready, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Releases the engine if it loaded. */
+  async release(): Promise<void> {
+    await this.ready.then((engine) => engine.release(), () => {});
+  }
 }

@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { Captioner, defaultModelDir } from '../pipeline/captioner.js';
 import { buildServer, SERVER_DEFAULTS, type PixelInfoServer, type ServerOptions } from './app.js';
 
-export { buildServer, SERVER_DEFAULTS, toHttpError, type PixelInfoServer, type ServerOptions } from './app.js';
+export { buildServer, SERVER_DEFAULTS, type PixelInfoServer, type ServerOptions } from './app.js';
+export { toHttpError } from './http-errors.js';
 export { MicroBatcher, type BatcherOptions, type Submitted } from './batcher.js';
 export { Library, type LibraryEntry } from './library.js';
 export type { CaptionEngine } from './engine.js';

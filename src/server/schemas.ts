@@ -1,6 +1,13 @@
-/** Request validation (zod): every failure becomes a 400 INVALID_ARGUMENT whose message names the field. */
+/**
+ * The API contract, in zod: what every route takes (path parameters, query, body) and what it answers. Routes
+ * validate requests and serialize responses with these schemas (fastify-type-provider-zod), and @fastify/swagger
+ * turns the same schemas into the OpenAPI document, so what is checked, what is sent and what is documented
+ * cannot drift apart. A failed check is a 400 INVALID_ARGUMENT whose message names the field (`formatIssues`).
+ */
 import { z } from 'zod';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
+import { DEFAULT_GENERATION } from '../decoder/generation.js';
+import { modelCardSchema } from '../decoder/model-card.js';
 
 export const LIMITS = {
   beam: { min: 1, max: 10 },
@@ -8,31 +15,53 @@ export const LIMITS = {
   maxLength: { min: 1, max: 50 },
   references: 50,
   sentenceChars: 2000,
+  queryChars: 200,
   libraryLimit: 100,
 } as const;
 
-/** Query and multipart fields arrive as strings; a field given twice arrives as an array and is refused. */
-const single = z.string({ invalid_type_error: 'must be given once, as a single value' });
+// --- request fields -----------------------------------------------------------------------------------------------
 
-const intField = (min: number, max: number) =>
-  single
-    .trim()
-    .regex(/^-?\d+$/, `must be an integer from ${min} to ${max}`)
-    .transform(Number)
-    .pipe(z.number().int().min(min, `must be an integer from ${min} to ${max}`).max(max, `must be an integer from ${min} to ${max}`));
+/**
+ * A query or form field. They arrive as text, and a name given twice arrives as an array, which is refused;
+ * `parse` turns the trimmed text into the value `schema` checks. The document shows `schema` (an integer, a
+ * boolean), which is what a client means to send.
+ */
+function textField<T extends z.ZodTypeAny>(parse: (text: string) => unknown, schema: T) {
+  return z.preprocess((value, ctx) => {
+    if (typeof value === 'string') return parse(value.trim());
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be given once, as a single value', fatal: true });
+    return z.NEVER;
+  }, schema);
+}
 
-const boolField = single
-  .trim()
-  .toLowerCase()
-  .refine((v) => ['', 'true', 'false', '1', '0', 'yes', 'no', 'on', 'off'].includes(v), 'must be true or false')
-  .transform((v) => v === '' || v === 'true' || v === '1' || v === 'yes' || v === 'on');
+function intField(min: number, max: number) {
+  const message = `must be an integer from ${min} to ${max}`;
+  const integer = z.number({ invalid_type_error: message }).int(message).min(min, message).max(max, message);
+  return textField((text) => (/^-?\d+$/.test(text) ? Number(text) : text), integer);
+}
 
+const TRUE_WORDS = ['', 'true', '1', 'yes', 'on'];
+const FALSE_WORDS = ['false', '0', 'no', 'off'];
+const boolField = textField((text) => {
+  const word = text.toLowerCase();
+  return TRUE_WORDS.includes(word) ? true : FALSE_WORDS.includes(word) ? false : text;
+}, z.boolean({ invalid_type_error: 'must be true or false' }));
+
+// --- captions -----------------------------------------------------------------------------------------------------
+
+/** Options of POST /v1/captions, as query parameters or (multipart) form fields. */
 export const captionOptionsSchema = z
   .object({
-    beam: intField(LIMITS.beam.min, LIMITS.beam.max).optional(),
-    nbest: intField(LIMITS.nbest.min, LIMITS.nbest.max).optional(),
-    attention: boolField.optional(),
-    maxLength: intField(LIMITS.maxLength.min, LIMITS.maxLength.max).optional(),
+    beam: intField(LIMITS.beam.min, LIMITS.beam.max)
+      .optional()
+      .describe(`Beam size; 1 = greedy search. Default: the model card's decoding.beamSize, else ${DEFAULT_GENERATION.beamSize}.`),
+    nbest: intField(LIMITS.nbest.min, LIMITS.nbest.max)
+      .optional()
+      .describe(`Captions returned, best first; at most beam. Default: the model card's decoding.nBest, else ${DEFAULT_GENERATION.nBest}.`),
+    attention: boolField.optional().describe('Return per-token 7x7 attention weights (true/false, 1/0, yes/no, on/off). Default false.'),
+    maxLength: intField(LIMITS.maxLength.min, LIMITS.maxLength.max)
+      .optional()
+      .describe(`Most words per caption. Default: the model card's decoding.maxLength, else ${DEFAULT_GENERATION.maxLength}.`),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -43,43 +72,188 @@ export const captionOptionsSchema = z
 
 export type CaptionRequestOptions = z.infer<typeof captionOptionsSchema>;
 
-export const scoreBodySchema = z
-  .object({
-    references: z
-      .array(z.string().max(LIMITS.sentenceChars, `each reference must be at most ${LIMITS.sentenceChars} characters`), {
-        required_error: 'is required (an array of reference captions)',
-        invalid_type_error: 'must be an array of strings',
-      })
-      .max(LIMITS.references, `at most ${LIMITS.references} references`)
-      .transform((refs) => refs.map((r) => r.trim()).filter((r) => r.length > 0))
-      .refine((refs) => refs.length > 0, 'needs at least one non-empty reference'),
-    candidate: z
-      .string({ required_error: 'is required (the caption to score)', invalid_type_error: 'must be a string' })
-      .trim()
-      .min(1, 'must not be empty')
-      .max(LIMITS.sentenceChars, `must be at most ${LIMITS.sentenceChars} characters`),
-  })
-  .strict();
+export const captionSchema = z.object({
+  text: z.string().describe('Lower case, words joined by spaces, no final period'),
+  tokens: z.array(z.string()),
+  score: z.number().describe('Ranking score: logProb / (words + 1)^lengthPenalty'),
+  logProb: z.number().describe('Sum of the log-probabilities of the words and of <end>'),
+  attention: z
+    .array(z.array(z.array(z.number())))
+    .optional()
+    .describe('Only with attention=true: per token, 7 rows of 7 weights over the image (row-major, they sum to 1)'),
+});
+
+const libraryLinksSchema = z.object({
+  imageUrl: z.string().describe('GET: the image bytes as uploaded'),
+  thumbnailUrl: z.string().describe('GET: a JPEG, longer side at most 256 px'),
+});
+
+export const captionResponseSchema = z.object({
+  id: z.string().describe('SHA-256 of the image bytes; the library key'),
+  model: z.string().nullable().describe("The model card's name"),
+  image: z.object({ format: z.string(), width: z.number().int(), height: z.number().int() }).describe('The uploaded image as decoded'),
+  captions: z.array(captionSchema).describe('nbest captions, best first'),
+  altText: z.string().describe('The best caption as alt text: sentence case, final period, at most 125 characters'),
+  options: z
+    .object({ beam: z.number().int(), nbest: z.number().int(), maxLength: z.number().int(), attention: z.boolean() })
+    .describe('The options the captions were made with, defaults filled in'),
+  timings: z
+    .object({
+      preprocessMs: z.number(),
+      encoderMs: z.number(),
+      decoderMs: z.number(),
+      totalMs: z.number(),
+      queueMs: z.number().describe('Wait for the batch to start'),
+      requestMs: z.number().describe('The whole request'),
+      batchSize: z.number().int().describe('Images in the batch this one ran in'),
+    })
+    .describe('Milliseconds; the stage times of a batch are shared evenly among its images'),
+  library: libraryLinksSchema.nullable().describe('Where the stored image is; null when it could not be stored'),
+});
+
+// --- library ------------------------------------------------------------------------------------------------------
 
 export const libraryQuerySchema = z
   .object({
-    q: single.max(200, 'must be at most 200 characters').optional(),
-    limit: intField(1, LIMITS.libraryLimit).optional(),
+    q: textField((text) => text, z.string().max(LIMITS.queryChars, `must be at most ${LIMITS.queryChars} characters`))
+      .optional()
+      .describe('Words that must all occur (as word prefixes) in a caption of the image; empty: newest first'),
+    limit: intField(1, LIMITS.libraryLimit).optional().describe('Most images returned. Default 24.'),
   })
   .strict();
 
-export const imageIdSchema = z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64-hex-digit SHA-256 of an image');
+export const imageIdParamsSchema = z.object({
+  id: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be the 64-hex-digit SHA-256 of an image')
+    .describe('SHA-256 of the image bytes (64 hex digits)'),
+});
 
-/** Parses `value` or throws INVALID_ARGUMENT naming each bad field, e.g. "beam: must be an integer from 1 to 10". */
+export const libraryEntrySchema = z
+  .object({
+    id: z.string().describe('SHA-256 of the image bytes'),
+    created: z.string().datetime().describe('When the image was first stored'),
+    width: z.number().int(),
+    height: z.number().int(),
+    format: z.string(),
+    caption: z.string().describe('The best caption'),
+    captions: z.array(z.object({ text: z.string(), score: z.number() })).describe('Every caption of the latest request, best first'),
+  })
+  .merge(libraryLinksSchema);
+
+/**
+ * A binary response (an image): fastify sends a Buffer as it is, never through a serializer. The route documents
+ * its media type with `documented(...)` (src/server/openapi.ts).
+ */
+export const bytesSchema = z.instanceof(Buffer);
+
+export const librarySearchSchema = z.object({
+  query: z.string(),
+  count: z.number().int().describe('Images returned'),
+  total: z.number().int().describe('Images in the library'),
+  items: z.array(libraryEntrySchema).describe('Best match first (newest first for an empty query)'),
+});
+
+// --- score --------------------------------------------------------------------------------------------------------
+
+const SCORE_BODY_HINT = 'send a JSON body {"references": ["..."], "candidate": "..."} with content-type application/json';
+
+export const scoreBodySchema = z
+  .object(
+    {
+      references: z
+        .array(z.string().max(LIMITS.sentenceChars, `each reference must be at most ${LIMITS.sentenceChars} characters`), {
+          required_error: 'is required (an array of reference captions)',
+          invalid_type_error: 'must be an array of strings',
+        })
+        .max(LIMITS.references, `at most ${LIMITS.references} references`)
+        .transform((refs) => refs.map((r) => r.trim()).filter((r) => r.length > 0))
+        .refine((refs) => refs.length > 0, 'needs at least one non-empty reference')
+        .describe('Reference captions; blank ones are ignored'),
+      candidate: z
+        .string({ required_error: 'is required (the caption to score)', invalid_type_error: 'must be a string' })
+        .trim()
+        .min(1, 'must not be empty')
+        .max(LIMITS.sentenceChars, `must be at most ${LIMITS.sentenceChars} characters`)
+        .describe('The caption to score'),
+    },
+    { required_error: SCORE_BODY_HINT, invalid_type_error: SCORE_BODY_HINT },
+  )
+  .strict();
+
+export const scoreResponseSchema = z.object({
+  scores: z.object({
+    'BLEU-1': z.number(),
+    'BLEU-2': z.number(),
+    'BLEU-3': z.number(),
+    'BLEU-4': z.number(),
+    'CIDEr-D': z.number().describe('Document frequencies from these references alone: indicative only'),
+  }),
+  references: z.number().int().describe('Non-empty references used'),
+});
+
+// --- model, health, docs ------------------------------------------------------------------------------------------
+
+export const errorBodySchema = z.object({
+  code: z.nativeEnum(ErrorCodes).describe('Stable error code'),
+  message: z.string().describe('What went wrong, for people; names the field or file'),
+});
+
+/** Every error answer: `{ "error": { "code", "message" } }`. */
+export const errorSchema = z.object({ error: errorBodySchema });
+
+/** The error answer for one status of a route, saying when it happens. */
+export const errorResponse = (when: string) => errorSchema.describe(when);
+
+export const healthSchema = z.object({ status: z.literal('ok') });
+
+export const readySchema = z.object({
+  status: z.literal('ready'),
+  model: z.string().nullable().describe("The model card's name"),
+  queueDepth: z.number().int().describe('Images waiting for a batch'),
+});
+
+export const notReadySchema = z.object({
+  status: z.enum(['loading', 'failed']),
+  error: errorBodySchema.optional(), // why the model failed to load
+});
+
+export const openApiDocumentSchema = z.object({ openapi: z.string(), info: z.record(z.unknown()), paths: z.record(z.unknown()) }).passthrough();
+
+/** Schemas named in the document's components (a route's identical schema becomes a $ref to them). */
+export const NAMED_SCHEMAS = {
+  Error: errorSchema,
+  ErrorBody: errorBodySchema,
+  Caption: captionSchema,
+  CaptionResponse: captionResponseSchema,
+  LibraryEntry: libraryEntrySchema,
+  LibrarySearch: librarySearchSchema,
+  ScoreResponse: scoreResponseSchema,
+  ModelCard: modelCardSchema,
+} as const;
+
+// --- failures -----------------------------------------------------------------------------------------------------
+
+/** "beam: must be an integer from 1 to 10; unknown field "beams"": each issue, naming its field. */
+export function formatIssues(issues: readonly z.ZodIssue[]): string {
+  return issues
+    .map((issue) => {
+      if (issue.code === z.ZodIssueCode.unrecognized_keys) return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      return issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
+    })
+    .join('; ');
+}
+
+/** INVALID_ARGUMENT for failed checks of `where` (query, form fields, body...): "invalid query: beam: ...". */
+export function invalidArgument(where: string, issues: readonly z.ZodIssue[]): PixelInfoError {
+  return new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `invalid ${where}: ${formatIssues(issues)}`, {
+    subject: issues[0]?.path.join('.') || where,
+  });
+}
+
+/** Parses `value` with `schema` or throws INVALID_ARGUMENT naming each bad field (for values no route schema sees). */
 export function parseOrThrow<T extends z.ZodTypeAny>(schema: T, value: unknown, where: string): z.output<T> {
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    if (issue.code === z.ZodIssueCode.unrecognized_keys) return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    const field = issue.path.length ? issue.path.join('.') : where;
-    return `${field}: ${issue.message}`;
-  });
-  throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `invalid ${where}: ${problems.join('; ')}`, {
-    subject: result.error.issues[0]?.path.join('.') || where,
-  });
+  throw invalidArgument(where, result.error.issues);
 }

@@ -1,8 +1,7 @@
 /** `pixel-info serve`: the HTTP API and the web app (see docs/api.md). */
 import { InvalidArgumentError, type Command } from 'commander';
 import { defaultModelDir } from '../../pipeline/captioner.js';
-import { SERVER_DEFAULTS } from '../../server/app.js';
-import { defaultLibraryPath, SERVER_MAX_PIXELS, startServer } from '../../server/index.js';
+import { defaultLibraryPath, SERVER_DEFAULTS, SERVER_MAX_PIXELS, startServer } from '../../server/index.js';
 import { parsePositiveInt } from '../options.js';
 
 interface ServeCliOptions {
