@@ -22,7 +22,8 @@ const WARMUP = Number(args.get('warmup') ?? 5);
 /** Measurement stops after this many seconds even if fewer than RUNS were done (at least 5 are). */
 const SECONDS = Number(args.get('seconds') ?? 60);
 const THREADS = Number(args.get('threads') ?? 2);
-const BEAM = Number(args.get('beam') ?? 3);
+/** Unset: the model card's beam size, else the library default (src/decoder/generation.ts). */
+const BEAM = args.has('beam') ? Number(args.get('beam')) : undefined;
 const DEFAULT_IMAGE = resolve(process.env.PIXEL_INFO_DATA_DIR ?? '../shared/datasets', 'flickr8k', 'images', '1000268201_693b08cb0e.jpg');
 
 /** Nearest-rank percentile. */
@@ -44,13 +45,13 @@ const round = (ms: number) => Math.round(ms * 100) / 100;
 
 const { input, label } = await benchImage();
 const loadBefore = loadavg();
-console.log(`caption benchmark: ${label}, beam ${BEAM}, ${THREADS} threads, ${WARMUP} warm-up + up to ${RUNS} runs (≤ ${SECONDS} s); load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
+console.log(`caption benchmark: ${label}, beam ${BEAM ?? 'of the model card'}, ${THREADS} threads, ${WARMUP} warm-up + up to ${RUNS} runs (≤ ${SECONDS} s); load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
 
 const tLoad = performance.now();
 const INT8 = args.get('int8-decoder') === 'true';
 const captioner = await Captioner.load({ threads: THREADS, batchSize: 1, int8Decoder: INT8 });
 const loadMs = performance.now() - tLoad;
-const options = { beamSize: BEAM, lengthPenalty: 0 };
+const options = captioner.generationConfig({ beamSize: BEAM });
 
 let text = '';
 for (let i = 0; i < WARMUP; i++) text = (await captioner.caption(input, options)).captions[0].text;
@@ -79,7 +80,7 @@ const summary = {
   encoderP95Ms: round(percentile(stages.encoder, 95)),
   decoderP95Ms: round(percentile(stages.decoder, 95)),
   minMs: round(Math.min(...total)),
-  beam: BEAM,
+  beam: options.beamSize,
   runs: total.length,
   threads: THREADS,
   int8Decoder: INT8,

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc -p tsconfig.test.json   # types of the library, tests and benchmarks
+npx tsc -p web/tsconfig.json    # types of the web page's modules (browser)
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 status=0
 node --import tsx --test --test-concurrency=1 "${files[@]}" || status=$?

@@ -20,8 +20,8 @@ import torch
 
 from .cider import CiderD
 from .data import Captions
-from .model import ModelConfig, ShowAttendTell, autocast
-from .train import scst_step, xe_step
+from .models import DEFAULT_ARCHITECTURE, build_model
+from .train import parse_args, scst_step, xe_step
 
 FLICKR8K_TRAIN_TOKENS = 387_000
 
@@ -96,8 +96,11 @@ def main(argv=None) -> int:
     dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) or a.device == "cuda" else "cpu")
     amp = dev.type == "cuda"
     torch.manual_seed(0)
-    model = ShowAttendTell(ModelConfig(vocab_size=a.vocab, embed_dim=a.embed_dim, hidden_dim=a.hidden_dim,
-                                       attention_dim=a.attention_dim)).to(dev)
+    # trainer.train's defaults, these sizes, and the ResNet50 geometry (7x7 regions of 2048 channels)
+    train_defaults = vars(parse_args(["--features", "-", "--captions", "-", "--out", "-"]))
+    model = build_model(DEFAULT_ARCHITECTURE, {**train_defaults, "vocab_size": a.vocab, "regions": 49,
+                                               "feature_dim": 2048, "embed_dim": a.embed_dim,
+                                               "hidden_dim": a.hidden_dim, "attention_dim": a.attention_dim}).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=4e-4)
     B, T = a.batch_size, 14  # Flickr8k: ~11.9 words + <end> on average, batches padded to their longest
     feats = torch.relu(torch.randn(B, 49, 2048, device=dev)).half()

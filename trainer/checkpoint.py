@@ -9,7 +9,9 @@ The fp16 form exists so a trained model can be carried off the GPU machine in fi
   DIR/model.part001.bin    ...
 
 `load_checkpoint(path)` reads a .pt file, such a directory, or its model.json, and returns the same dict shape:
-{"config", "vocab", "specials", "max_length", "model" (float32 state_dict), "meta"}.
+{"architecture", "config", "vocab", "specials", "max_length", "model" (float32 state_dict), "meta"}.
+`architecture` is the registry key of trainer/models (the model card's `architecture.type`); checkpoints written
+before it was recorded load as show-attend-tell over the ResNet50 grid.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from typing import Dict
 import numpy as np
 import torch
 
+from .models import LEGACY_ARCHITECTURE, build_model
+
 FP16_FORMAT = "pixel-info-decoder-fp16"
 PART_BYTES = 15 * 1000 * 1000
+# Old checkpoints did not record the feature geometry; they were all trained on the 7x7 grid of ResNet50 features.
+_LEGACY_CONFIG = {"regions": 49}
 _DTYPES = {"float16": (torch.float16, "<f2"), "int64": (torch.int64, "<i8"), "float32": (torch.float32, "<f4")}
 
 
@@ -70,7 +76,8 @@ def save_fp16_parts(ckpt: dict, out_dir: str, part_bytes: int = PART_BYTES) -> d
         parts.append({"file": name, "bytes": len(piece), "sha256": hashlib.sha256(piece).hexdigest()})
     header = {
         "format": FP16_FORMAT, "version": 1,
-        "config": ckpt["config"], "vocab": ckpt["vocab"], "specials": ckpt.get("specials"),
+        "architecture": ckpt["architecture"], "config": ckpt["config"], "vocab": ckpt["vocab"],
+        "specials": ckpt.get("specials"),
         "max_length": ckpt.get("max_length"), "meta": ckpt.get("meta", {}),
         "tensors": table, "total_bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(), "parts": parts,
     }
@@ -105,8 +112,9 @@ def load_fp16_parts(path: str) -> dict:
         arr = np.frombuffer(blob, dtype=npdtype, count=t["nbytes"] // np.dtype(npdtype).itemsize, offset=t["offset"])
         ten = torch.from_numpy(arr.copy()).reshape(t["shape"])
         state[t["name"]] = ten.float() if ten.is_floating_point() else ten
-    return {"config": header["config"], "vocab": header["vocab"], "specials": header.get("specials"),
-            "max_length": header.get("max_length"), "model": state, "meta": header.get("meta", {})}
+    return upgrade({"architecture": header.get("architecture"), "config": header["config"], "vocab": header["vocab"],
+                    "specials": header.get("specials"), "max_length": header.get("max_length"), "model": state,
+                    "meta": header.get("meta", {})})
 
 
 def load_checkpoint(path: str) -> dict:
@@ -115,11 +123,19 @@ def load_checkpoint(path: str) -> dict:
     ck = torch_load(path)
     if "model" not in ck or "config" not in ck:
         raise ValueError(f"{path}: not a pixel-info decoder checkpoint")
-    return ck
+    return upgrade(ck)
 
 
-def build_model(ckpt: dict):
-    from .model import ModelConfig, ShowAttendTell
-    model = ShowAttendTell(ModelConfig.from_dict(ckpt["config"]))
+def upgrade(ckpt: dict) -> dict:
+    """Fills in what older checkpoints (and training states) did not record: the architecture and the geometry."""
+    if not ckpt.get("architecture"):
+        ckpt["architecture"] = LEGACY_ARCHITECTURE
+        ckpt["config"] = {**_LEGACY_CONFIG, **ckpt["config"]}
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict):
+    """The model a checkpoint (load_checkpoint's dict) holds, built through the architecture registry."""
+    model = build_model(ckpt["architecture"], ckpt["config"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()})
     return model

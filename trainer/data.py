@@ -1,7 +1,8 @@
 """Feature store + captions.json (docs/formats.md) → in-memory training data.
 
 All features of the images used are copied once into one tensor (GPU memory when training on CUDA: 8091 x 49 x 2048
-fp16 is 1.6 GB), so a batch is an index into it and there is no DataLoader, no worker and no host→device copy per step.
+fp16 is 1.6 GB for ResNet50's 7x7 grid), so a batch is an index into it and there is no DataLoader, no worker and no
+host→device copy per step. The geometry (regions x channels) is the store's, from its index.json.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-REGIONS = 49
-CHANNELS = 2048
 TRAIN_SPLITS = ("train", "restval")
 
 
@@ -40,7 +39,7 @@ def sha256_file(path: str, chunk: int = 1 << 24) -> str:
 class FeatureStore:
     path: str
     index: dict
-    spatial: np.ndarray  # memmap [count, 49, 2048] <f2
+    spatial: np.ndarray  # memmap [count, regions, channels] <f2
     spatial_hflip: Optional[np.ndarray]
     row_of: Dict[str, int]
     failed: set
@@ -48,6 +47,14 @@ class FeatureStore:
     @property
     def count(self) -> int:
         return int(self.index["count"])
+
+    @property
+    def regions(self) -> int:
+        return int(self.index["regions"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.index["channels"])
 
 
 def open_feature_store(path: str) -> FeatureStore:
@@ -58,8 +65,11 @@ def open_feature_store(path: str) -> FeatureStore:
         index = json.load(f)
     if index.get("format") != "pixel-info-features":
         raise DataError(f"{index_path}: format is {index.get('format')!r}, expected 'pixel-info-features'")
-    if index.get("regions", REGIONS) != REGIONS or index.get("channels", CHANNELS) != CHANNELS:
-        raise DataError(f"{index_path}: expected {REGIONS} regions x {CHANNELS} channels")
+    regions, channels, grid = index.get("regions"), index.get("channels"), index.get("grid")
+    if not (isinstance(regions, int) and regions > 0 and isinstance(channels, int) and channels > 0):
+        raise DataError(f"{index_path}: regions and channels must be positive integers, got {regions!r} x {channels!r}")
+    if grid is not None and (not isinstance(grid, list) or int(np.prod(grid)) != regions):
+        raise DataError(f"{index_path}: grid {grid!r} does not have {regions} regions")
     if index.get("dtype", "float16") != "float16":
         raise DataError(f"{index_path}: dtype {index.get('dtype')!r}, expected float16")
     if not index.get("complete", False) or index.get("done") != index.get("count"):
@@ -73,10 +83,10 @@ def open_feature_store(path: str) -> FeatureStore:
         p = os.path.join(path, name)
         if not os.path.isfile(p):
             return None
-        expected = count * REGIONS * CHANNELS * 2
+        expected = count * regions * channels * 2
         if os.path.getsize(p) != expected:
             raise DataError(f"{p}: {os.path.getsize(p)} bytes, expected {expected}")
-        return np.memmap(p, dtype="<f2", mode="r", shape=(count, REGIONS, CHANNELS))
+        return np.memmap(p, dtype="<f2", mode="r", shape=(count, regions, channels))
 
     spatial = mm("spatial.f16")
     if spatial is None:
@@ -227,8 +237,20 @@ class Dataset:
             )
             log(f"[data] {s}: {len(ims)} images, {len(cap_ids)} captions")
 
+    @property
+    def geometry(self) -> Dict[str, int]:
+        """What a decoder's config must match: regions per image and channels (feature_dim) per region."""
+        return {"regions": self.store.regions, "feature_dim": self.store.channels}
+
+    def check_geometry(self, config: dict, what: str) -> None:
+        """DataError unless a model config (dict) was made for this store's regions x channels."""
+        for k, v in self.geometry.items():
+            if k in config and config[k] != v:
+                raise DataError(f"{what}: the model has {k} {config[k]}, the feature store {self.store.path} has {v}")
+
     def _load_rows(self, mm: np.ndarray, rows: List[int]) -> torch.Tensor:
-        out = torch.empty((len(rows), REGIONS, CHANNELS), dtype=torch.float16, device=self.device)
+        out = torch.empty((len(rows), self.store.regions, self.store.channels), dtype=torch.float16,
+                          device=self.device)
         # copy in chunks: bounded host memory, and contiguous runs of rows read sequentially from the memmap
         step = 512
         for a in range(0, len(rows), step):
@@ -238,7 +260,7 @@ class Dataset:
 
     def caption_batches(self, split: str, batch_size: int, generator: torch.Generator, hflip_p: float = 0.0):
         """Shuffled teacher-forcing batches over every caption of `split`:
-        (features fp16 [B,49,2048], ids [B,L] with <start>..<end>, lengths [B] counting tokens after <start>)."""
+        (features fp16 [B,R,D], ids [B,L] with <start>..<end>, lengths [B] counting tokens after <start>)."""
         sp = self.splits[split]
         order = torch.randperm(len(sp.cap_image), generator=generator).to(self.device)
         flips = (torch.rand(len(order), generator=generator) < hflip_p).to(self.device) if hflip_p > 0 else None

@@ -4,10 +4,14 @@
       [--parity-fixture FILE] [--split-checkpoint DIR]
   python3 -m trainer.export --checkpoint RUN_DIR/best.pt --split-checkpoint DIR      (fp16 parts only, no ONNX)
 
-Writes decoder_init.onnx, decoder_step.onnx (exactly ShowAttendTell.init / .step), vocab.json and model-card.json.
-Weights are float16 initializers each followed by a Cast to float32: the export copy of the model keeps every parameter
-as an fp16 buffer and a forward pre-hook casts it with .float(), and constant folding is off so the Cast stays in the
-graph. --checkpoint takes a .pt file or an fp16 parts directory (checkpoint.py).
+Writes one decoder_<graph>.onnx per graph the checkpoint's architecture exports (its ONNX_GRAPHS; for
+show-attend-tell decoder_init.onnx and decoder_step.onnx, exactly ShowAttendTell.init / .step), vocab.json and
+model-card.json. Weights are float16 initializers each followed by a Cast to float32: the export copy of the model keeps
+every parameter as an fp16 buffer and a forward pre-hook casts it with .float(), and constant folding is off so the Cast
+stays in the graph. --checkpoint takes a .pt file or an fp16 parts directory (checkpoint.py).
+
+The card's `decoding` section (beamSize, maxLength, lengthPenalty, noRepeatNgram, rules, danglingWords) is the library's
+defaults (src/decoder/generation-defaults.json) with the --beam-size ... --dangling-words options applied.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import parity
-from .checkpoint import build_model, load_checkpoint, save_fp16_parts
-from .model import ShowAttendTell, count_parameters
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_fp16_parts
+from .decoding import default_config
+from .models import DEFAULT_ARCHITECTURE, architecture_class, build_model, count_parameters
 
 DEFAULT_OPSET = 17  # the newest torch 1.13 exports; onnxruntime-node runs it
 
@@ -63,10 +68,14 @@ def _cast_hook(names):
     return hook
 
 
-def fp16_export_copy(model: ShowAttendTell) -> ShowAttendTell:
-    """A copy of `model` in eval mode whose parameters are fp16 buffers cast to float32 on use."""
+def fp16_export_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` in eval mode whose parameters are fp16 buffers cast to float32 on use (and whose LSTM cells
+    are written out as exportable operations)."""
     m = copy.deepcopy(model).cpu().float().eval()
-    m.lstm = _ExportLSTMCell(m.lstm)
+    for mod in list(m.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, nn.LSTMCell):
+                setattr(mod, name, _ExportLSTMCell(child))
     for mod in m.modules():
         names = [n for n, p in mod._parameters.items() if p is not None]
         if not names:
@@ -78,22 +87,16 @@ def fp16_export_copy(model: ShowAttendTell) -> ShowAttendTell:
     return m
 
 
-class InitGraph(nn.Module):
-    def __init__(self, m: ShowAttendTell):
+class GraphModule(nn.Module):
+    """One exported graph of a model: its `onnx_function(graph)` as a module for torch.onnx.export."""
+
+    def __init__(self, m: nn.Module, graph: str):
         super().__init__()
         self.m = m
+        self.graph = graph
 
-    def forward(self, features):
-        return self.m.init(features)
-
-
-class StepGraph(nn.Module):
-    def __init__(self, m: ShowAttendTell):
-        super().__init__()
-        self.m = m
-
-    def forward(self, tokens, h, c, features, proj_features):
-        return self.m.step(tokens, h, c, features, proj_features)
+    def forward(self, *inputs):
+        return self.m.onnx_function(self.graph)(*inputs)
 
 
 def _onnx_export(module: nn.Module, args: tuple, path: str, inputs, outputs, axis: str, opset: int) -> None:
@@ -108,27 +111,24 @@ def _onnx_export(module: nn.Module, args: tuple, path: str, inputs, outputs, axi
         f.write(buf.getvalue())
 
 
-def example_inputs(cfg: dict, batch: int = 2, steps: int = 3, seed: int = 0):
-    """Deterministic inputs: ReLU-like features (the encoder's output is >= 0) for init; for step, rows taken from
-    the init outputs (N != B, to exercise both dynamic axes), with perturbed h/c and varied tokens."""
-    g = torch.Generator().manual_seed(seed)
-    feats = torch.relu(torch.randn(batch, 49, cfg["feature_dim"], generator=g)) * 0.8
-    rows = torch.tensor([i % batch for i in range(steps)])
-    tokens = torch.tensor([1] + [(5 + 7 * i) % cfg["vocab_size"] for i in range(1, steps)], dtype=torch.long)
-    return feats, rows, tokens, g
+def reference_outputs(m: nn.Module) -> Dict[str, np.ndarray]:
+    """The parity fixture's tensors: the model's example inputs and outputs of every exported graph."""
+    return {k: v.numpy() for k, v in m.export_examples().items()}
 
 
-@torch.no_grad()
-def reference_outputs(m: ShowAttendTell, feats, rows, tokens, g) -> Dict[str, np.ndarray]:
-    proj, h, c = m.init(feats)
-    sh = h[rows] + 0.1 * torch.randn(h[rows].shape, generator=g)
-    sc = c[rows] + 0.1 * torch.randn(c[rows].shape, generator=g)
-    sf, sp = feats[rows], proj[rows]
-    lp, h2, c2, alpha = m.step(tokens, sh, sc, sf, sp)
-    t = {"init.features": feats, "init.proj_features": proj, "init.h": h, "init.c": c,
-         "step.tokens": tokens, "step.h": sh, "step.c": sc, "step.features": sf, "step.proj_features": sp,
-         "step.log_probs": lp, "step.h_out": h2, "step.c_out": c2, "step.alpha": alpha}
-    return {k: v.numpy() for k, v in t.items()}
+def graph_shapes(m: nn.Module, ref: Dict[str, torch.Tensor]) -> dict:
+    """Declared shapes of every graph's inputs and outputs for the card: the dynamic row axis by name."""
+    out = {}
+    for graph, (inputs, outputs, axis) in m.ONNX_GRAPHS.items():
+        shape = lambda n: [axis] + list(ref[f"{graph}.{n}"].shape[1:])  # noqa: E731
+        out[graph] = {"inputs": {n: shape(n) for n in inputs}, "outputs": {n: shape(n) for n in outputs}}
+    return out
+
+
+def card_decoding(**overrides) -> dict:
+    """The card's `decoding` section: the library defaults with the given fields replaced (None: keep)."""
+    d = default_config().replace(**overrides).to_json()
+    return {k: d[k] for k in ("beamSize", "maxLength", "lengthPenalty", "noRepeatNgram", "rules", "danglingWords")}
 
 
 def sha256_file(path: str) -> str:
@@ -140,30 +140,32 @@ def sha256_file(path: str) -> str:
 
 
 def export_model(ckpt: dict, out_dir: str, opset: int = DEFAULT_OPSET, parity_fixture: Optional[str] = None,
-                 captions_path: Optional[str] = None, name: Optional[str] = None, log=print) -> dict:
-    """Write the model directory; returns the model card."""
+                 captions_path: Optional[str] = None, name: Optional[str] = None, decoding: Optional[dict] = None,
+                 log=print) -> dict:
+    """Write the model directory; returns the model card. `decoding` is the card's decoding section (default:
+    card_decoding(), the library defaults)."""
     os.makedirs(out_dir, exist_ok=True)
-    model = build_model(ckpt).eval()
+    model = model_from_checkpoint(ckpt).eval()
     m = fp16_export_copy(model)
     cfg = model.cfg.to_dict()
-    A, H = cfg["attention_dim"], cfg["hidden_dim"]
-    feats, rows, tokens, g = example_inputs(cfg)
-    ref = reference_outputs(m, feats, rows, tokens, g)
+    ref = reference_outputs(m)
     t = {k: torch.from_numpy(v) for k, v in ref.items()}
-    _onnx_export(InitGraph(m), (t["init.features"],), os.path.join(out_dir, "decoder_init.onnx"),
-                 parity.INIT_INPUTS, parity.INIT_OUTPUTS, "B", opset)
-    _onnx_export(StepGraph(m), tuple(t[f"step.{n}"] for n in parity.STEP_INPUTS),
-                 os.path.join(out_dir, "decoder_step.onnx"), parity.STEP_INPUTS, parity.STEP_OUTPUTS, "N", opset)
+    for graph, (inputs, outputs, axis) in m.ONNX_GRAPHS.items():
+        _onnx_export(GraphModule(m, graph), tuple(t[f"{graph}.{n}"] for n in inputs),
+                     os.path.join(out_dir, f"decoder_{graph}.onnx"), inputs, outputs, axis, opset)
     with open(os.path.join(out_dir, "vocab.json"), "w", encoding="utf-8") as f:
         json.dump(ckpt["vocab"], f, ensure_ascii=False)
     if parity_fixture:
         parity.write_fixture(parity_fixture, ref)
         log(f"[export] parity fixture: {parity_fixture}")
 
-    # what rounding the weights to fp16 costs, measured on the example step
+    # what rounding the weights to fp16 costs, measured on the example inputs of the graph that gives log_probs
+    fp16_diff = None
     with torch.no_grad():
-        full = model.step(*(t[f"step.{n}"] for n in parity.STEP_INPUTS))[0]
-    fp16_diff = float((full - t["step.log_probs"]).abs().max())
+        for graph, (inputs, outputs, _) in m.ONNX_GRAPHS.items():
+            if "log_probs" in outputs:
+                full = model.onnx_function(graph)(*(t[f"{graph}.{n}"] for n in inputs))[outputs.index("log_probs")]
+                fp16_diff = float((full - t[f"{graph}.log_probs"]).abs().max())
 
     meta = ckpt.get("meta", {})
     hist = meta.get("history", [])
@@ -178,22 +180,18 @@ def export_model(ckpt: dict, out_dir: str, opset: int = DEFAULT_OPSET, parity_fi
         "format": "pixel-info-model-card", "version": 1,
         "name": name or os.path.basename(os.path.normpath(out_dir)),
         "architecture": {
-            "type": "show-attend-tell",
-            "description": "soft-attention LSTM decoder (Xu et al. 2015) over a 7x7x2048 ResNet50 feature map",
+            "type": ckpt["architecture"],
+            "description": architecture_class(ckpt["architecture"]).description,
             "encoder": (data.get("features") or {}).get("encoder"),
             "config": cfg, "parameters": count_parameters(model),
         },
         "onnx": {"opset": opset, "weights": "float16 initializers, each Cast to float32",
-                 "init": {"inputs": {"features": ["B", 49, cfg["feature_dim"]]},
-                          "outputs": {"proj_features": ["B", 49, A], "h": ["B", H], "c": ["B", H]}},
-                 "step": {"inputs": {"tokens": ["N"], "h": ["N", H], "c": ["N", H],
-                                     "features": ["N", 49, cfg["feature_dim"]], "proj_features": ["N", 49, A]},
-                          "outputs": {"log_probs": ["N", cfg["vocab_size"]], "h_out": ["N", H], "c_out": ["N", H],
-                                      "alpha": ["N", 49]}},
+                 **graph_shapes(m, t),
                  "fp16_weights_max_abs_diff_log_probs": fp16_diff,
                  "exported_with": f"torch {torch.__version__}"},
         "vocab": {"size": len(ckpt["vocab"]), "specials": ckpt.get("specials")},
         "maxLength": ckpt.get("max_length"),
+        "decoding": decoding if decoding is not None else card_decoding(),
         "training": {
             "selected": {"stage": meta.get("stage"), "epoch": meta.get("epoch")},
             "epochs": {"xe": sum(1 for r in hist if r.get("stage") == "xe"),
@@ -205,7 +203,10 @@ def export_model(ckpt: dict, out_dir: str, opset: int = DEFAULT_OPSET, parity_fi
         },
         "data": data,
         "metrics": {"val": {k: v for k, v in (meta.get("val") or {}).items() if k != "examples"},
-                    "val_decoding": f"beam {((meta.get('train_args') or {}).get('val_beam') or 1)}", "test": None},
+                    # how val was decoded when this checkpoint was selected (older checkpoints: greedy or beam N)
+                    "val_decoding": meta.get("val_decoding")
+                    or f"beam {((meta.get('train_args') or {}).get('val_beam') or 1)}",
+                    "test": None},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     with open(os.path.join(out_dir, "model-card.json"), "w", encoding="utf-8") as f:
@@ -213,14 +214,18 @@ def export_model(ckpt: dict, out_dir: str, opset: int = DEFAULT_OPSET, parity_fi
     return card
 
 
-def tiny_checkpoint(feature_norm: str = "none", seed: int = 0) -> dict:
+# The tiny model reads what the TypeScript encoder writes (ResNet50: a 7x7 grid of 2048 channels).
+TINY_GEOMETRY = {"regions": 49, "feature_dim": 2048}
+
+
+def tiny_checkpoint(feature_norm: str = "none", seed: int = 0, architecture: str = DEFAULT_ARCHITECTURE) -> dict:
     """A deterministic random tiny decoder (24 words, H 24, A 12): for interface/parity fixtures of the TS side."""
-    from .model import ModelConfig
     torch.manual_seed(seed)
     vocab = ["<pad>", "<start>", "<end>", "<unk>"] + [f"w{i}" for i in range(20)]
-    m = ShowAttendTell(ModelConfig(vocab_size=len(vocab), embed_dim=16, hidden_dim=24, attention_dim=12,
-                                   dropout=0.5, feature_norm=feature_norm))
-    return {"config": m.cfg.to_dict(), "vocab": vocab, "specials": {"pad": 0, "start": 1, "end": 2, "unk": 3},
+    m = build_model(architecture, {"vocab_size": len(vocab), "embed_dim": 16, "hidden_dim": 24, "attention_dim": 12,
+                                   "dropout": 0.5, "feature_norm": feature_norm, **TINY_GEOMETRY})
+    return {"architecture": architecture, "config": m.cfg.to_dict(), "vocab": vocab,
+            "specials": {"pad": 0, "start": 1, "end": 2, "unk": 3},
             "max_length": 20, "model": m.state_dict(), "meta": {"val": {"cider": 0.5}}}
 
 
@@ -237,6 +242,13 @@ def parse_args(argv=None):
     p.add_argument("--parity-fixture", help="also write inputs + PyTorch outputs of both graphs to this file")
     p.add_argument("--split-checkpoint", metavar="DIR", help="write the checkpoint as fp16 parts of <= 15 MB to DIR")
     p.add_argument("--eval-json", help="trainer.evaluate result to record in the card (val beam/length-penalty sweep)")
+    g = p.add_argument_group("the card's decoding section (default: src/decoder/generation-defaults.json)")
+    g.add_argument("--beam-size", type=int)
+    g.add_argument("--max-length", type=int, help="most words in a caption")
+    g.add_argument("--length-penalty", type=float)
+    g.add_argument("--no-repeat-ngram", type=int, help="0 turns the rule off")
+    g.add_argument("--rules", help="comma-separated rule names ('' for none)")
+    g.add_argument("--dangling-words", metavar="FILE", help='JSON {"group": [words], ...} for no-dangling-ending')
     a = p.parse_args(argv)
     if bool(a.checkpoint) == bool(a.tiny):
         p.error("give --checkpoint or --tiny")
@@ -248,6 +260,17 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     a = parse_args(argv)
     ckpt = tiny_checkpoint() if a.tiny else load_checkpoint(a.checkpoint)
+    dangling = None
+    if a.dangling_words:
+        with open(a.dangling_words, encoding="utf-8") as f:
+            dangling = json.load(f)
+    try:
+        decoding = card_decoding(beam_size=a.beam_size, max_length=a.max_length, length_penalty=a.length_penalty,
+                                 no_repeat_ngram=a.no_repeat_ngram, dangling_words=dangling,
+                                 rules=None if a.rules is None else [r for r in a.rules.split(",") if r])
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if a.captions:
         with open(a.captions, encoding="utf-8") as f:
             vocab = json.load(f)["vocab"]
@@ -259,7 +282,7 @@ def main(argv=None) -> int:
         print(f"[export] {a.split_checkpoint}: {len(hdr['parts'])} part(s), {hdr['total_bytes'] / 1e6:.1f} MB "
               f"(sha256 {hdr['sha256'][:12]})", file=sys.stderr)
     if a.out:
-        card = export_model(ckpt, a.out, a.opset, a.parity_fixture, a.captions, a.name,
+        card = export_model(ckpt, a.out, a.opset, a.parity_fixture, a.captions, a.name, decoding,
                             log=lambda s: print(s, file=sys.stderr))
         if a.eval_json:
             with open(a.eval_json, encoding="utf-8") as f:
@@ -289,8 +312,8 @@ def main(argv=None) -> int:
 
 
 def load_and_fixture(ckpt: dict, path: str) -> None:
-    m = fp16_export_copy(build_model(ckpt).eval())
-    parity.write_fixture(path, reference_outputs(m, *example_inputs(ckpt["config"])))
+    m = fp16_export_copy(model_from_checkpoint(ckpt).eval())
+    parity.write_fixture(path, reference_outputs(m))
 
 
 if __name__ == "__main__":

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 
 from .cider import bleu, cider_d
-from .model import autocast
+from .decoding import DecodingConfig, beam_search
+from .models import autocast
 
 
 @torch.no_grad()
-def decode_split(model, dataset, split: str, batch_size: int = 500, beam: int = 1, length_penalty: float = 0.0,
+def decode_split(model, dataset, split: str, config: DecodingConfig, batch_size: int = 500,
                  amp: bool = False) -> List[List[int]]:
-    """Decode every image of `split` (greedy for beam 1, batched beam search otherwise) → id lists (no <end>)."""
-    from .beam import beam_search
+    """Decode every image of `split` with the beam search of trainer/decoding.py (the TypeScript search, same
+    rules) → the best hypothesis of each image as an id list (no <end>; empty if the search found none)."""
     c = dataset.captions
-    max_len = c.max_length + 1
+    config = config.replace(n_best=1)
     was_training = model.training
     model.eval()
     out: List[List[int]] = []
@@ -24,24 +25,11 @@ def decode_split(model, dataset, split: str, batch_size: int = 500, beam: int = 
     try:
         for _, feats in dataset.image_batches(split, batch_size):
             with autocast(amp and dev.type == "cuda"):
-                if beam <= 1:
-                    seqs = model.greedy(feats.float(), c.start, c.end, max_len).tolist()
-                else:
-                    seqs = beam_search(model, feats.float(), c.start, c.end, max_len, beam, length_penalty)
-            for s in seqs:
-                out.append([i for i in _cut(s, c.end)])
+                hyps = beam_search(model, feats.float(), config, c.vocab, c.specials)
+            out.extend(h[0].tokens if h else [] for h in hyps)
     finally:
         model.train(was_training)
     return out
-
-
-def _cut(ids: List[int], end: int) -> List[int]:
-    r = []
-    for i in ids:
-        if i == end:
-            break
-        r.append(int(i))
-    return r
 
 
 def score_split(dataset, split: str, seqs: List[List[int]]) -> Dict[str, float]:
@@ -57,9 +45,9 @@ def score_split(dataset, split: str, seqs: List[List[int]]) -> Dict[str, float]:
             "mean_length": mean_len, "vocab_used": vocab_used}
 
 
-def evaluate(model, dataset, split: str = "val", beam: int = 1, length_penalty: float = 0.0, amp: bool = False,
-             examples: int = 0) -> Dict[str, object]:
-    seqs = decode_split(model, dataset, split, beam=beam, length_penalty=length_penalty, amp=amp)
+def evaluate(model, dataset, split: str, config: DecodingConfig, amp: bool = False, examples: int = 0,
+             batch_size: int = 500) -> Dict[str, object]:
+    seqs = decode_split(model, dataset, split, config, batch_size=batch_size, amp=amp)
     res: Dict[str, object] = dict(score_split(dataset, split, seqs))
     if examples:
         names = dataset.splits[split].image_names

@@ -1,14 +1,15 @@
-"""Parity fixture: inputs and PyTorch outputs of both exported graphs, for checking an ONNX runtime against PyTorch.
+"""Parity fixture: inputs and PyTorch outputs of the exported graphs, for checking an ONNX runtime against PyTorch.
 
 File layout (all little-endian): one line of UTF-8 JSON, a '\\n', then the raw tensor bytes.
 
   {"format": "pixel-info-parity", "version": 1, "tolerance": 1e-4,
    "tensors": [{"name": "init.features", "dtype": "float32"|"int64", "shape": [...], "offset": 0, "nbytes": ...}, ...]}
 
-`offset` counts from the first byte after the newline. Names: init.features → init.proj_features, init.h, init.c;
-step.tokens, step.h, step.c, step.features, step.proj_features → step.log_probs, step.h_out, step.c_out, step.alpha
-(graph input/output names after the dot). Expected outputs are computed in float32 by PyTorch with the same
-float16-rounded weights the ONNX files store, so a correct runtime matches them to ~1e-6.
+`offset` counts from the first byte after the newline. Names are `<graph>.<input or output name>` for every graph
+the architecture exports (show-attend-tell: init.features → init.proj_features, init.h, init.c; step.tokens, step.h,
+step.c, step.features, step.proj_features → step.log_probs, step.h_out, step.c_out, step.alpha). Expected outputs are
+computed in float32 by PyTorch with the same float16-rounded weights the ONNX files store, so a correct runtime matches
+them to ~1e-6.
 
 This module needs only numpy (and onnxruntime for `check`), so it also runs where torch is not installed:
   python3 -m trainer.parity MODEL_DIR FIXTURE
@@ -24,10 +25,6 @@ from typing import Dict
 import numpy as np
 
 FORMAT = "pixel-info-parity"
-INIT_INPUTS = ["features"]
-INIT_OUTPUTS = ["proj_features", "h", "c"]
-STEP_INPUTS = ["tokens", "h", "c", "features", "proj_features"]
-STEP_OUTPUTS = ["log_probs", "h_out", "c_out", "alpha"]
 _NP = {"float32": "<f4", "int64": "<i8"}
 
 
@@ -63,12 +60,18 @@ def read_fixture(path: str):
 
 
 def check(model_dir: str, fixture: str) -> Dict[str, float]:
-    """Run both graphs with onnxruntime on the fixture inputs; returns max abs diff per output."""
+    """Run every graph the fixture names (decoder_<graph>.onnx) with onnxruntime on the fixture inputs; returns the max
+    abs diff per output."""
     import onnxruntime as ort
     header, t = read_fixture(fixture)
     diffs = {}
-    for graph, ins, outs in (("init", INIT_INPUTS, INIT_OUTPUTS), ("step", STEP_INPUTS, STEP_OUTPUTS)):
+    for graph in sorted({name.split(".", 1)[0] for name in t}):
         sess = ort.InferenceSession(os.path.join(model_dir, f"decoder_{graph}.onnx"), providers=["CPUExecutionProvider"])
+        ins = [i.name for i in sess.get_inputs()]
+        outs = [o.name for o in sess.get_outputs()]
+        missing = [f"{graph}.{n}" for n in ins + outs if f"{graph}.{n}" not in t]
+        if missing:
+            raise AssertionError(f"{fixture}: no tensor for {', '.join(missing)}")
         got = sess.run(outs, {n: t[f"{graph}.{n}"] for n in ins})
         for n, g in zip(outs, got):
             want = t[f"{graph}.{n}"]

@@ -1,4 +1,5 @@
-"""Train the Show-Attend-Tell decoder: cross-entropy (teacher forcing) then self-critical sequence training.
+"""Train a decoder (an architecture of trainer/models; show-attend-tell by default): cross-entropy (teacher forcing),
+then self-critical sequence training.
 
   python3 -m trainer.train --features STORE --captions captions.json --out RUN_DIR [--scst-epochs 20]
   python3 -m trainer.train --features STORE --captions captions.json --out RUN_DIR --resume
@@ -7,7 +8,8 @@
 RUN_DIR gets: last.pt (full state, every epoch, for --resume), xe_best.pt / scst_best.pt (best val CIDEr-D of each
 stage), best.pt (best val CIDEr-D overall: the model to export), log.jsonl (one JSON line per epoch), run.json
 (arguments, model config, data checksums) and best-fp16/ (best.pt as fp16 parts of <= 15 MB, see checkpoint.py).
-Selection only ever looks at the val split; test is never loaded here.
+Selection only ever looks at the val split, decoded with the beam search of trainer/decoding.py and the library's
+decoding defaults (src/decoder/generation-defaults.json; --val-beam overrides the beam size); test is never loaded here.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import time
 from typing import Dict, Optional
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import build_model, load_checkpoint, save_atomic, save_fp16_parts, torch_load
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_atomic, save_fp16_parts, torch_load, upgrade
 from .cider import CiderD
 from .data import DataError, Dataset, sha256_file
+from .decoding import decoding_config
 from .metrics import evaluate
-from .model import ModelConfig, ShowAttendTell, autocast, count_parameters
+from .models import ARCHITECTURES, DEFAULT_ARCHITECTURE, architecture_of, autocast, build_model, count_parameters
 
 STATE_FORMAT = "pixel-info-train-state"
 STAGE_SEED = {"xe": 0, "scst": 500_000}
@@ -50,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch default)")
     p.add_argument("--amp", default="auto", choices=["auto", "on", "off"], help="bf16 autocast (auto: on for CUDA)")
     g = p.add_argument_group("model")
+    g.add_argument("--architecture", default=DEFAULT_ARCHITECTURE, choices=sorted(ARCHITECTURES),
+                   help="decoder architecture (trainer/models); the options below are show-attend-tell's")
     g.add_argument("--embed-dim", type=int, default=512)
     g.add_argument("--hidden-dim", type=int, default=512)
     g.add_argument("--attention-dim", type=int, default=512)
@@ -87,7 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("logging / evaluation")
     g.add_argument("--log-every", type=int, default=100, help="progress line every N batches")
     g.add_argument("--val-batch", type=int, default=500)
-    g.add_argument("--val-beam", type=int, default=1, help="beam size for the per-epoch val score (1: greedy)")
+    g.add_argument("--val-beam", type=int, default=None,
+                   help="beam size of the per-epoch val search (default: beamSize of the decoding defaults)")
     g.add_argument("--max-batches", type=int, default=0, help="cap batches per epoch (smoke tests, benchmarks)")
     g.add_argument("--no-fp16-parts", action="store_true", help="do not write RUN_DIR/best-fp16 at the end")
     g.add_argument("--time-limit", type=float, default=0,
@@ -99,6 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         a.scst_epochs = 20
     if not 0.0 <= a.hflip_aug <= 1.0:
         p.error("--hflip-aug must be in [0, 1]")
+    if a.val_beam is not None and not 1 <= a.val_beam <= 100:
+        p.error("--val-beam must be from 1 to 100")
     return a
 
 
@@ -169,6 +178,10 @@ class Trainer:
                           hflip=args.hflip_aug > 0, log=log)
         log(f"[data] features on {self.device} in {time.time() - t0:.1f}s")
         self.cap = self.ds.captions
+        self.val_decoding = decoding_config(beam_size=args.val_beam, n_best=1)
+        args.val_beam = self.val_decoding.beam_size  # recorded in run.json and the checkpoints
+        log(f"[val] beam search: beam {self.val_decoding.beam_size}, max length {self.val_decoding.max_length}, "
+            f"length penalty {self.val_decoding.length_penalty}, rules {', '.join(self.val_decoding.rules) or 'none'}")
         self.data_meta = self._data_checksums()
         self.history = []
         self.global_best = -math.inf
@@ -189,20 +202,23 @@ class Trainer:
         log(f"[data] checksums in {time.time() - t0:.1f}s")
         return d
 
-    def _ckpt(self, model: ShowAttendTell, stage: str, epoch: int, val: dict) -> dict:
-        return {"format": "pixel-info-decoder", "config": model.cfg.to_dict(), "vocab": self.cap.vocab,
+    def _ckpt(self, model: nn.Module, stage: str, epoch: int, val: dict) -> dict:
+        return {"format": "pixel-info-decoder", "architecture": architecture_of(model),
+                "config": model.cfg.to_dict(), "vocab": self.cap.vocab,
                 "specials": self.cap.specials, "max_length": self.cap.max_length,
                 "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                "meta": {"stage": stage, "epoch": epoch, "val": val, "data": self.data_meta,
+                "meta": {"stage": stage, "epoch": epoch, "val": val, "val_decoding": self.val_decoding.to_json(),
+                         "data": self.data_meta,
                          "train_args": vars(self.args), "history": self.history,
                          "torch": torch.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
 
     def _path(self, name: str) -> str:
         return os.path.join(self.args.out, name)
 
-    def _write_run_json(self, model: ShowAttendTell) -> None:
+    def _write_run_json(self, model: nn.Module) -> None:
         with open(self._path("run.json"), "w", encoding="utf-8") as f:
-            json.dump({"args": vars(self.args), "config": model.cfg.to_dict(), "parameters": count_parameters(model),
+            json.dump({"args": vars(self.args), "architecture": architecture_of(model), "config": model.cfg.to_dict(),
+                       "parameters": count_parameters(model), "val_decoding": self.val_decoding.to_json(),
                        "data": self.data_meta, "device": str(self.device), "amp": self.amp,
                        "torch": torch.__version__}, f, indent=1)
 
@@ -215,27 +231,28 @@ class Trainer:
             f"val CIDEr-D {v.get('cider', float('nan')):.4f} BLEU-4 {v.get('bleu4', float('nan')):.4f} "
             f"len {v.get('mean_length', 0):.1f} | {rec.get('time_s', 0):.0f}s")
 
-    def _validate(self, model: ShowAttendTell) -> dict:
+    def _validate(self, model: nn.Module) -> dict:
         t0 = time.time()
-        v = evaluate(model, self.ds, "val", beam=self.args.val_beam, amp=self.amp, examples=3)
+        v = evaluate(model, self.ds, "val", self.val_decoding, amp=self.amp, examples=3,
+                     batch_size=self.args.val_batch)
         v["time_s"] = round(time.time() - t0, 2)
         return v
 
     # --- model setup ------------------------------------------------------------------------------------------------
 
-    def new_model(self) -> ShowAttendTell:
+    def new_model(self) -> nn.Module:
         a = self.args
-        cfg = ModelConfig(vocab_size=len(self.cap.vocab), embed_dim=a.embed_dim, hidden_dim=a.hidden_dim,
-                          attention_dim=a.attention_dim, dropout=a.dropout, feature_norm=a.feature_norm)
-        model = ShowAttendTell(cfg)
+        # the architecture's config takes what it knows from the arguments, the vocabulary and the store's geometry
+        model = build_model(a.architecture, {**vars(a), "vocab_size": len(self.cap.vocab), **self.ds.geometry})
         if a.glove:
             from .glove import load_glove_into
             found = load_glove_into(model.embedding, self.cap.vocab, a.glove)
             log(f"[glove] {found}/{len(self.cap.vocab)} vocabulary words initialised from {a.glove}")
         return model.to(self.device)
 
-    def _optimizer(self, model: ShowAttendTell, lr: float, weight_decay: float):
-        model.embedding.weight.requires_grad_(not self.args.freeze_embeddings)
+    def _optimizer(self, model: nn.Module, lr: float, weight_decay: float):
+        if hasattr(model, "embedding"):  # the word embeddings (--glove, --freeze-embeddings)
+            model.embedding.weight.requires_grad_(not self.args.freeze_embeddings)
         params = [p for p in model.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
@@ -272,7 +289,8 @@ class Trainer:
                 ck = load_checkpoint(init)
                 if ck["vocab"] != self.cap.vocab:
                     raise SystemExit(f"{init}: vocabulary differs from {a.captions}")
-                model = build_model(ck).to(self.device)
+                self.ds.check_geometry(ck["config"], init)
+                model = model_from_checkpoint(ck).to(self.device)
                 log(f"[scst] starting from {init}")
                 self._write_run_json(model)
                 state = None
@@ -286,12 +304,14 @@ class Trainer:
             log(f"[done] best.pt as fp16 parts: {self._path('best-fp16')} ({len(hdr['parts'])} part(s), "
                 f"{hdr['total_bytes'] / 1e6:.1f} MB)")
 
-    def _model_from_state(self, state: dict) -> ShowAttendTell:
-        model = ShowAttendTell(ModelConfig.from_dict(state["config"]))
+    def _model_from_state(self, state: dict) -> nn.Module:
+        state = upgrade(state)
+        self.ds.check_geometry(state["config"], self._path("last.pt"))
+        model = build_model(state["architecture"], state["config"])
         model.load_state_dict(state["model"])
         return model.to(self.device)
 
-    def stage(self, model: ShowAttendTell, stage: str, state: Optional[dict]) -> None:
+    def stage(self, model: nn.Module, stage: str, state: Optional[dict]) -> None:
         a = self.args
         xe = stage == "xe"
         opt = self._optimizer(model, a.lr if xe else a.scst_lr, a.weight_decay if xe else 0.0)
@@ -348,7 +368,8 @@ class Trainer:
                     self.global_best = best
                     save_atomic(ck, self._path("best.pt"))
             done = epoch >= max_epochs or bad >= patience
-            save_atomic({"format": STATE_FORMAT, "stage": stage, "epoch": epoch, "stage_done": done,
+            save_atomic({"format": STATE_FORMAT, "architecture": architecture_of(model), "stage": stage,
+                         "epoch": epoch, "stage_done": done,
                          "model": model.state_dict(), "optimizer": opt.state_dict(), "lr_control": lrc.state_dict(),
                          "best": best, "bad_epochs": bad, "global_best": self.global_best,
                          "config": model.cfg.to_dict(), "vocab": self.cap.vocab, "history": self.history,

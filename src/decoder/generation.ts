@@ -48,34 +48,25 @@ export type GenerationOptions = Partial<GenerationConfig>;
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
+/** The decoding fields a model card may set (all but the per-call returnAttention). */
+const decodingFields = {
+  beamSize: int(1, 100),
+  maxLength: int(1, 500),
+  lengthPenalty: z.number().finite().min(0),
+  nBest: int(1, 100),
+  noRepeatNgram: int(0, 100),
+  rules: z.array(z.enum(RULE_NAMES)),
+  danglingWords: z.record(z.array(z.string())),
+};
+
 /** The schema of a full config; messages name the field. */
 export const generationConfigSchema = z
-  .object({
-    beamSize: int(1, 100),
-    maxLength: int(1, 500),
-    lengthPenalty: z.number().finite().min(0),
-    nBest: int(1, 100),
-    noRepeatNgram: int(0, 100),
-    rules: z.array(z.enum(RULE_NAMES)),
-    danglingWords: z.record(z.array(z.string())),
-    returnAttention: z.boolean(),
-  })
+  .object({ ...decodingFields, returnAttention: z.boolean() })
   .strict()
   .refine((c) => c.nBest <= c.beamSize, { message: 'nBest must be at most beamSize', path: ['nBest'] });
 
 /** A model card's `decoding` section: every field optional. */
-export const cardDecodingSchema = z
-  .object({
-    beamSize: int(1, 100),
-    maxLength: int(1, 500),
-    lengthPenalty: z.number().finite().min(0),
-    nBest: int(1, 100),
-    noRepeatNgram: int(0, 100),
-    rules: z.array(z.enum(RULE_NAMES)),
-    danglingWords: z.record(z.array(z.string())),
-  })
-  .partial()
-  .passthrough();
+export const cardDecodingSchema = z.object(decodingFields).partial().passthrough();
 export type CardDecoding = z.infer<typeof cardDecodingSchema>;
 
 /** The library defaults (src/decoder/generation-defaults.json). */

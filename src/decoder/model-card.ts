@@ -73,7 +73,7 @@ export const modelCardSchema = z
         type: text,
         description: text,
         encoder: encoderRefSchema.nullable(),
-        /** trainer/model.py ModelConfig. */
+        /** The architecture's config (trainer/models: ModelConfig of show-attend-tell). */
         config: z
           .object({
             vocab_size: count,
@@ -160,8 +160,8 @@ export const modelCardSchema = z
       .object({
         /** Validation scores of the exported checkpoint, by the trainer. */
         val: trainerScoresSchema,
-        /** How `val` was decoded, e.g. "beam 1". */
-        val_decoding: text,
+        /** How `val` was decoded: the trainer's search settings (older cards: a phrase such as "beam 1"). */
+        val_decoding: z.union([text, cardDecodingSchema]),
         /** Test-split scores with the COCO toolkit definitions; null until measured. */
         test: cocoScoresSchema.nullable(),
         /** trainer.evaluate's beam / length-penalty sweep on val (export --eval-json). */

@@ -8,22 +8,12 @@ import { join, resolve } from 'node:path';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import { Vocabulary } from '../text/vocabulary.js';
 import { architectureOf, type DecoderArchitecture, type DecoderLoadOptions, type LoadedDecoder } from './registry.js';
+import { parseModelCard, type ModelCard } from './model-card.js';
+
+export type { ModelCard } from './model-card.js';
 
 export const VOCAB_FILE = 'vocab.json';
 export const CARD_FILE = 'model-card.json';
-
-/**
- * Written by the trainer; `architecture.type` picks the decoder and `decoding` feeds the GenerationConfig
- * resolver (./generation.ts). Everything else (config, data checksums, epochs, metrics, date) is passed
- * through for display.
- */
-export interface ModelCard {
-  name?: string;
-  architecture?: { type?: string; [key: string]: unknown };
-  /** Recommended decoding settings (validated by resolveGeneration): beamSize, lengthPenalty, rules, danglingWords, ... */
-  decoding?: Record<string, unknown>;
-  [key: string]: unknown;
-}
 
 export interface ModelDirContents {
   dir: string;
@@ -44,11 +34,9 @@ export async function readModelDir(dir: string): Promise<ModelDirContents> {
   }
   await requireFiles(abs, [VOCAB_FILE, CARD_FILE]);
   const cardPath = join(abs, CARD_FILE);
-  const card = await readJson(cardPath);
-  if (typeof card !== 'object' || card === null || Array.isArray(card)) {
-    throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `${cardPath}: expected a JSON object`, { subject: abs });
-  }
-  const architecture = architectureOf(card as ModelCard, cardPath);
+  // Validated against its schema: a card with a wrong type anywhere is MODEL_CORRUPT naming the field.
+  const card = parseModelCard(await readJson(cardPath), cardPath);
+  const architecture = architectureOf(card, cardPath);
   await requireFiles(abs, [VOCAB_FILE, CARD_FILE, ...architecture.files]);
   const vocabPath = join(abs, VOCAB_FILE);
   let vocabulary: Vocabulary;
@@ -58,7 +46,7 @@ export async function readModelDir(dir: string): Promise<ModelDirContents> {
     if (err instanceof PixelInfoError && err.subject === vocabPath) throw err;
     throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `${vocabPath}: ${(err as Error).message}`, { subject: vocabPath, cause: err });
   }
-  return { dir: abs, vocabulary, card: card as ModelCard, architecture };
+  return { dir: abs, vocabulary, card, architecture };
 }
 
 /** The decoder of a model directory, loaded by its architecture. */

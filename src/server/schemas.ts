@@ -8,16 +8,10 @@ import { z } from 'zod';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import { DEFAULT_GENERATION } from '../decoder/generation.js';
 import { modelCardSchema } from '../decoder/model-card.js';
+import { LIMITS } from './limits.js';
+import { ALT_TEXT_MAX } from '../text/alt-text.js';
 
-export const LIMITS = {
-  beam: { min: 1, max: 10 },
-  nbest: { min: 1, max: 10 },
-  maxLength: { min: 1, max: 50 },
-  references: 50,
-  sentenceChars: 2000,
-  queryChars: 200,
-  libraryLimit: 100,
-} as const;
+export { LIMITS };
 
 // --- request fields -----------------------------------------------------------------------------------------------
 
@@ -93,7 +87,7 @@ export const captionResponseSchema = z.object({
   model: z.string().nullable().describe("The model card's name"),
   image: z.object({ format: z.string(), width: z.number().int(), height: z.number().int() }).describe('The uploaded image as decoded'),
   captions: z.array(captionSchema).describe('nbest captions, best first'),
-  altText: z.string().describe('The best caption as alt text: sentence case, final period, at most 125 characters'),
+  altText: z.string().describe(`The best caption as alt text: sentence case, final period, at most ${ALT_TEXT_MAX} characters`),
   options: z
     .object({ beam: z.number().int(), nbest: z.number().int(), maxLength: z.number().int(), attention: z.boolean() })
     .describe('The options the captions were made with, defaults filled in'),

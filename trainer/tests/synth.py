@@ -25,27 +25,30 @@ SENTENCES = [
 SPECIALS = ["<pad>", "<start>", "<end>", "<unk>"]
 
 
-def flip_grid(x: np.ndarray) -> np.ndarray:
-    """Mirror the 7x7 grid horizontally: region y*7+x ↔ y*7+(6-x)."""
-    return x.reshape(x.shape[0], 7, 7, -1)[:, :, ::-1, :].reshape(x.shape)
+def flip_grid(x: np.ndarray, grid=(7, 7)) -> np.ndarray:
+    """Mirror the grid horizontally: region y*W+x ↔ y*W+(W-1-x)."""
+    return x.reshape(x.shape[0], grid[0], grid[1], -1)[:, :, ::-1, :].reshape(x.shape)
 
 
 def write_store(root: str, n_images: int = 24, n_concepts: int = 6, seed: int = 0, hflip: bool = True,
-                splits=("train", "train", "train", "val", "test"), failed=()) -> dict:
+                splits=("train", "train", "train", "val", "test"), failed=(), grid=(7, 7),
+                channels: int = 2048) -> dict:
     """Writes root/features (store) and root/captions.json; returns {'store', 'captions', 'names', 'concept'}.
     Images whose index is in `failed` get a zero row and an error in index.json, like a failed extraction.
-    captions.json lists the images in reverse order, so the trainer must map them to rows by name."""
+    captions.json lists the images in reverse order, so the trainer must map them to rows by name.
+    The geometry is ResNet50's (7x7 regions of 2048 channels) unless `grid`/`channels` say otherwise."""
     rng = np.random.default_rng(seed)
-    patterns = np.maximum(rng.normal(0.0, 1.0, (n_concepts, 49, 2048)), 0).astype(np.float32)
+    regions = grid[0] * grid[1]
+    patterns = np.maximum(rng.normal(0.0, 1.0, (n_concepts, regions, channels)), 0).astype(np.float32)
     for k, s in enumerate(SENTENCES[:n_concepts]):  # side-specific scenes live in one half of the grid
-        cols = np.arange(49) % 7
+        cols = np.arange(regions) % grid[1]
         if "left" in s:
-            patterns[k][cols > 3] *= 0.1
+            patterns[k][cols > (grid[1] - 1) / 2] *= 0.1
         if "right" in s:
-            patterns[k][cols < 3] *= 0.1
+            patterns[k][cols < (grid[1] - 1) / 2] *= 0.1
     names = sorted(f"{1000 + i}_{i:04x}.jpg" for i in range(n_images))
     concept = [i % n_concepts for i in range(n_images)]
-    feats = patterns[concept] + rng.normal(0.0, 0.05, (n_images, 49, 2048)).astype(np.float32)
+    feats = patterns[concept] + rng.normal(0.0, 0.05, (n_images, regions, channels)).astype(np.float32)
     feats = np.maximum(feats, 0)
     for i in failed:
         feats[i] = 0
@@ -54,12 +57,12 @@ def write_store(root: str, n_images: int = 24, n_concepts: int = 6, seed: int = 
     feats.astype("<f2").tofile(os.path.join(store, "spatial.f16"))
     feats.mean(axis=1).astype("<f2").tofile(os.path.join(store, "pooled.f16"))
     if hflip:
-        fl = flip_grid(feats)
+        fl = flip_grid(feats, grid)
         fl.astype("<f2").tofile(os.path.join(store, "spatial_hflip.f16"))
         fl.mean(axis=1).astype("<f2").tofile(os.path.join(store, "pooled_hflip.f16"))
     index = {"format": "pixel-info-features", "version": 1,
              "encoder": {"name": "synthetic", "source": "trainer/tests/synth.py", "modelSha256": "0" * 64},
-             "dataset": "synthetic", "grid": [7, 7], "regions": 49, "channels": 2048, "dtype": "float16",
+             "dataset": "synthetic", "grid": list(grid), "regions": regions, "channels": channels, "dtype": "float16",
              "hflip": hflip, "count": n_images, "done": n_images, "complete": True,
              "images": [{"name": n, **({"error": {"code": "NOT_AN_IMAGE", "message": "synthetic failure"}}
                                        if i in failed else {})} for i, n in enumerate(names)]}

@@ -1,4 +1,5 @@
-"""ONNX export: graph interface of docs/formats.md, fp16 initializers + Cast, parity fixture, fp16 checkpoint parts."""
+"""ONNX export: graph interface of docs/formats.md, fp16 initializers + Cast, parity fixture, fp16 checkpoint parts, the
+card's architecture and decoding sections, and loading checkpoints written before the architecture was recorded."""
 
 import json
 import os
@@ -11,12 +12,15 @@ import numpy as np
 import torch
 
 from trainer import parity
-from trainer.checkpoint import build_model, load_checkpoint, load_fp16_parts, save_fp16_parts
+from trainer.checkpoint import load_checkpoint, load_fp16_parts, model_from_checkpoint, save_atomic, save_fp16_parts
+from trainer.decoding import default_config
 from trainer.export import export_model, fp16_export_copy, main as export_main, tiny_checkpoint
+from trainer.models import ARCHITECTURES
 from trainer.tests.onnx_proto import read_model
 from trainer.tests.synth import trained_run
 
 FLOAT, INT64, FLOAT16 = 1, 7, 10
+GRAPHS = ARCHITECTURES["show-attend-tell"].ONNX_GRAPHS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -83,6 +87,12 @@ class ExportTest(unittest.TestCase):
         with open(os.path.join(self.out, "model-card.json")) as f:
             card = json.load(f)
         self.assertEqual(card["architecture"]["config"], self.ckpt["config"])
+        self.assertEqual(card["architecture"]["type"], "show-attend-tell")
+        self.assertEqual(card["onnx"]["step"]["outputs"]["alpha"], ["N", 49])
+        self.assertEqual(card["onnx"]["init"]["inputs"]["features"], ["B", 49, 2048])
+        d = default_config().to_json()
+        self.assertEqual(card["decoding"], {k: d[k] for k in ("beamSize", "maxLength", "lengthPenalty",
+                                                              "noRepeatNgram", "rules", "danglingWords")})
         self.assertEqual(card["metrics"]["val"]["cider"], 0.5)
         self.assertIsNone(card["metrics"]["test"])
         self.assertLess(card["onnx"]["fp16_weights_max_abs_diff_log_probs"], 0.05)
@@ -90,23 +100,23 @@ class ExportTest(unittest.TestCase):
     def test_parity_fixture_holds_pytorch_outputs(self):
         header, t = parity.read_fixture(self.fixture)
         names = {x["name"] for x in header["tensors"]}
-        for n in parity.INIT_INPUTS + parity.INIT_OUTPUTS:
-            self.assertIn(f"init.{n}", names)
-        for n in parity.STEP_INPUTS + parity.STEP_OUTPUTS:
-            self.assertIn(f"step.{n}", names)
+        for graph, (inputs, outputs, _) in GRAPHS.items():
+            for n in inputs + outputs:
+                self.assertIn(f"{graph}.{n}", names)
         self.assertEqual(t["step.tokens"].dtype, np.int64)
         self.assertNotEqual(t["step.tokens"].shape[0], t["init.features"].shape[0])  # N != B
-        m = fp16_export_copy(build_model(self.ckpt).eval())
+        step_inputs, step_outputs, _ = GRAPHS["step"]
+        m = fp16_export_copy(model_from_checkpoint(self.ckpt).eval())
         with torch.no_grad():
-            out = m.step(*(torch.from_numpy(t[f"step.{n}"].copy()) for n in parity.STEP_INPUTS))
-        for n, o in zip(parity.STEP_OUTPUTS, out):
+            out = m.step(*(torch.from_numpy(t[f"step.{n}"].copy()) for n in step_inputs))
+        for n, o in zip(step_outputs, out):
             np.testing.assert_allclose(o.numpy(), t[f"step.{n}"], rtol=0, atol=1e-6)
         np.testing.assert_allclose(t["step.alpha"].sum(1), 1.0, atol=1e-5)
         np.testing.assert_allclose(np.log(np.exp(t["step.log_probs"].astype(np.float64)).sum(1)), 0.0, atol=1e-5)
         # the export copy (fp16-rounded weights, hand-written LSTM cell) stays close to the trained fp32 model
-        full = build_model(self.ckpt).eval()
+        full = model_from_checkpoint(self.ckpt).eval()
         with torch.no_grad():
-            ref = full.step(*(torch.from_numpy(t[f"step.{n}"].copy()) for n in parity.STEP_INPUTS))
+            ref = full.step(*(torch.from_numpy(t[f"step.{n}"].copy()) for n in step_inputs))
         np.testing.assert_allclose(ref[0].numpy(), t["step.log_probs"], atol=0.05)
 
     def test_onnxruntime_parity(self):
@@ -135,7 +145,8 @@ class ExportTest(unittest.TestCase):
             self.assertEqual(back["vocab"], self.ckpt["vocab"])
             for k, v in self.ckpt["model"].items():
                 self.assertTrue(torch.equal(back["model"][k], v.half().float()), k)
-            build_model(back)  # loads into a model
+            self.assertEqual(back["architecture"], "show-attend-tell")
+            model_from_checkpoint(back)  # loads into a model
             with open(os.path.join(d, hdr["parts"][1]["file"]), "r+b") as f:
                 f.write(b"\x00\x01")
             with self.assertRaises(ValueError):
@@ -146,7 +157,36 @@ class ExportTest(unittest.TestCase):
             ck = random_ckpt("layernorm")
             export_model(ck, d, parity_fixture=os.path.join(d, "p.bin"), log=lambda s: None)
             step = read_model(os.path.join(d, "decoder_step.onnx"))
-            self.assertEqual([v["name"] for v in step["outputs"]], parity.STEP_OUTPUTS)
+            self.assertEqual([v["name"] for v in step["outputs"]], GRAPHS["step"][1])
+
+    def test_checkpoint_without_architecture_loads_as_show_attend_tell(self):
+        with tempfile.TemporaryDirectory() as d:
+            old = dict(self.ckpt)
+            del old["architecture"]
+            old["config"] = {k: v for k, v in old["config"].items() if k != "regions"}
+            save_atomic(old, os.path.join(d, "old.pt"))
+            ck = load_checkpoint(os.path.join(d, "old.pt"))
+            self.assertEqual(ck["architecture"], "show-attend-tell")
+            self.assertEqual(ck["config"], self.ckpt["config"])
+            hdr = save_fp16_parts({**old, "architecture": None}, os.path.join(d, "parts"))
+            self.assertIsNone(hdr["architecture"])
+            self.assertEqual(load_checkpoint(os.path.join(d, "parts"))["architecture"], "show-attend-tell")
+
+    def test_decoding_overrides_on_the_command_line(self):
+        with tempfile.TemporaryDirectory() as d:
+            words = os.path.join(d, "dangling.json")
+            with open(words, "w") as f:
+                json.dump({"article": ["w1"]}, f)
+            rc = export_main(["--tiny", "--out", d, "--beam-size", "5", "--length-penalty", "0.5",
+                              "--rules", "no-specials,no-dangling-ending", "--dangling-words", words])
+            self.assertEqual(rc, 0)
+            with open(os.path.join(d, "model-card.json")) as f:
+                dec = json.load(f)["decoding"]
+            self.assertEqual((dec["beamSize"], dec["lengthPenalty"], dec["maxLength"]),
+                             (5, 0.5, default_config().max_length))
+            self.assertEqual(dec["rules"], ["no-specials", "no-dangling-ending"])
+            self.assertEqual(dec["danglingWords"], {"article": ["w1"]})
+            self.assertEqual(export_main(["--tiny", "--out", d, "--rules", "no-such-rule"]), 2)
 
 
 class ExportTrainedCliTest(unittest.TestCase):

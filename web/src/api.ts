@@ -5,6 +5,7 @@
  */
 import type { SentenceScores } from '../../src/metrics/sentence.js';
 import { parseModelCard, type ModelCard } from '../../src/decoder/model-card.js';
+import { LIMITS } from '../../src/server/limits.js';
 
 /** A failed request: the API's error code (or NETWORK / HTTP_<status>), a message to show, the HTTP status (0: none). */
 export class ApiError extends Error {
@@ -65,7 +66,7 @@ export interface LibraryPage {
 }
 
 /** Most references `POST /v1/score` takes (the server's limit). */
-export const MAX_REFERENCES = 50;
+export const MAX_REFERENCES = LIMITS.references;
 
 /** Captions an image with attention: `beam` live beams, `nbest` alternatives. */
 export function postCaption(image: Blob, options: { beam: number; nbest: number; fileName?: string }): Promise<CaptionResponse> {

@@ -4,7 +4,8 @@
  * an alternative, copy the alt text, read it aloud. The views (caption-view, heatmap, references) draw from
  * the store; nothing else holds caption state.
  */
-import { postCaption, type CaptionResponse } from './api.js';
+import { resolveGeneration } from '../../src/decoder/generation.js';
+import { getModelCard, postCaption, type CaptionResponse } from './api.js';
 import { altTextOf, canSpeak, copyText, createCaptionView, speak } from './caption-view.js';
 import { byId, h, setStatus } from './dom.js';
 import { ImageCanvas } from './heatmap.js';
@@ -49,6 +50,12 @@ export function createCaptionTab({ onPaste }: { onPaste: () => void }): void {
     view: byId('view', HTMLCanvasElement),
   };
   const canvas = new ImageCanvas(el.view);
+  // The beam size the model runs with unless told otherwise (its card's, else the library default): the same
+  // resolver as the server's. Until the card arrives the first option is selected.
+  void getModelCard().then(
+    (card) => selectIfOffered(el.beam, resolveGeneration({}, card.decoding).beamSize),
+    () => {}, // the Info tab reports an unreadable card
+  );
   const selectedCaption = () => store.get().result?.captions[store.get().selected];
 
   const captionView = createCaptionView({
@@ -166,4 +173,9 @@ export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(0)} KB`;
   return `${(n / 1024 ** 2).toFixed(1)} MB`;
+}
+
+/** Selects the option whose value is `value`, if the select offers it. */
+function selectIfOffered(select: HTMLSelectElement, value: number): void {
+  if ([...select.options].some((o) => o.value === String(value))) select.value = String(value);
 }

@@ -3,6 +3,7 @@
  * cards of label/value rows: the model, its architecture, recommended decoding, training data and metrics.
  */
 import { COCO_SCORE_NAMES, type ModelCard } from '../../src/decoder/model-card.js';
+import type { CardDecoding } from '../../src/decoder/generation.js';
 import { getModelCard } from './api.js';
 import { byId, h } from './dom.js';
 
@@ -101,7 +102,7 @@ export function modelCardSections(card: ModelCard): CardSection[] {
   const val = metrics.val;
   if (val) {
     sections.push({
-      title: `Metrics (validation${metrics.val_decoding ? `, ${metrics.val_decoding}` : ''})`,
+      title: `Metrics (validation${describeDecoding(metrics.val_decoding)})`,
       rows: [
         ['BLEU-1', fixed(val.bleu1)],
         ['BLEU-2', fixed(val.bleu2)],
@@ -132,4 +133,11 @@ function renderSection({ title, rows, text, note, lead }: CardSection): HTMLElem
     ...(shown.length ? [h('dl', {}, ...shown.flatMap(([label, value]) => [h('dt', { textContent: label }), h('dd', { textContent: String(value) })]))] : []),
     ...(note ? [h('p', { className: 'note', textContent: note })] : []),
   );
+}
+
+/** ", beam 3" for the trainer's validation settings (a phrase in older cards), '' when unknown. */
+function describeDecoding(decoding: string | CardDecoding | undefined): string {
+  if (!decoding) return '';
+  if (typeof decoding === 'string') return `, ${decoding}`;
+  return decoding.beamSize === undefined ? '' : `, beam ${decoding.beamSize}`;
 }

@@ -1,51 +1,65 @@
-"""Show, Attend and Tell (Xu et al. 2015) soft-attention LSTM decoder over a 7x7x2048 ResNet feature map.
+"""Architecture `show-attend-tell`: the Show, Attend and Tell (Xu et al. 2015) soft-attention LSTM decoder over an
+encoder's R x D feature map (R regions of D channels; 7x7x2048 for the ResNet50 encoder).
 
 Same structure as sgrvinod's a-PyTorch-Tutorial-to-Image-Captioning decoder:
-  attention   e = full_att(relu(encoder_att(F) + decoder_att(h)))  → alpha = softmax over the 49 regions
+  attention   e = full_att(relu(encoder_att(F) + decoder_att(h)))  → alpha = softmax over the R regions
   context     z = f_beta gate (sigmoid(W h)) * sum_k alpha_k F_k
   LSTMCell    on [embedding(token); z]
-  h0, c0      linear(mean of the 49 region features)
+  h0, c0      linear(mean of the R region features)
   output      log_softmax(fc(dropout(h)))
 
 The ONNX export is exactly the two methods `init` and `step` (docs/formats.md, "Decoder model directory"), so what the
-TypeScript beam search runs is what was trained. Teacher-forced training calls the same step in a loop.
+TypeScript beam search runs is what was trained. Teacher-forced training, sampling and the trainer's beam search
+(`init_state` / `step_state`) call the same step.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, fields
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import State, autocast_on
+
 Tensor = torch.Tensor
 
 
 @dataclass
-class ModelConfig:
+class ShowAttendTellConfig:
     vocab_size: int
-    embed_dim: int = 512
-    hidden_dim: int = 512
-    attention_dim: int = 512
-    feature_dim: int = 2048
-    dropout: float = 0.5
-    # "none": raw ResNet features as in the paper; "layernorm": LayerNorm over the 2048 channels of each region
+    feature_dim: int  # channels per region, from the feature store
+    regions: int  # regions per image, from the feature store
+    embed_dim: int
+    hidden_dim: int
+    attention_dim: int
+    dropout: float
+    # "none": raw encoder features as in the paper; "layernorm": LayerNorm over the channels of each region
     feature_norm: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> "ShowAttendTellConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class ShowAttendTell(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    config_class = ShowAttendTellConfig
+    description = "soft-attention LSTM decoder (Xu et al. 2015) over the encoder's region feature map"
+
+    # The exported graphs (docs/formats.md): name → (input names, output names, name of the dynamic row axis).
+    # The TypeScript side (src/decoder/models/show-attend-tell.ts) loads decoder_<name>.onnx with exactly these.
+    ONNX_GRAPHS = {
+        "init": (["features"], ["proj_features", "h", "c"], "B"),
+        "step": (["tokens", "h", "c", "features", "proj_features"], ["log_probs", "h_out", "c_out", "alpha"], "N"),
+    }
+
+    def __init__(self, cfg: ShowAttendTellConfig):
         super().__init__()
         if cfg.feature_norm not in ("none", "layernorm"):
             raise ValueError(f"feature_norm must be 'none' or 'layernorm', not {cfg.feature_norm!r}")
@@ -69,16 +83,51 @@ class ShowAttendTell(nn.Module):
     # --- the two exported functions -------------------------------------------------------------------------------
 
     def init(self, features: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """features [B,49,2048] → (proj_features [B,49,A], h [B,H], c [B,H])."""
+        """features [B,R,D] → (proj_features [B,R,A], h [B,H], c [B,H])."""
         return self._init_normalized(self.normalize(features))
 
     def step(self, tokens: Tensor, h: Tensor, c: Tensor, features: Tensor, proj_features: Tensor
              ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One decoding step from raw features: tokens [N] → (log_probs [N,V], h [N,H], c [N,H], alpha [N,49])."""
+        """One decoding step from raw features: tokens [N] → (log_probs [N,V], h [N,H], c [N,H], alpha [N,R])."""
         logits, h, c, alpha = self.step_logits(tokens, h, c, self.normalize(features), proj_features)
         return F.log_softmax(logits.float(), dim=-1), h, c, alpha
 
-    # --- training / decoding helpers --------------------------------------------------------------------------------
+    def onnx_function(self, graph: str):
+        return {"init": self.init, "step": self.step}[graph]
+
+    @torch.no_grad()
+    def export_examples(self, batch: int = 2, steps: int = 3, seed: int = 0) -> Dict[str, Tensor]:
+        """Inputs and outputs of both graphs, named `<graph>.<name>` (the parity fixture). ReLU-like features (the
+        encoder's output is >= 0) for init; the step rows come from the init outputs (N != B, to exercise both
+        dynamic axes), with perturbed h/c and varied tokens."""
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(seed)
+        feats = torch.relu(torch.randn(batch, cfg.regions, cfg.feature_dim, generator=g)) * 0.8
+        rows = torch.tensor([i % batch for i in range(steps)])
+        tokens = torch.tensor([1] + [(5 + 7 * i) % cfg.vocab_size for i in range(1, steps)], dtype=torch.long)
+        proj, h, c = self.init(feats)
+        sh = h[rows] + 0.1 * torch.randn(h[rows].shape, generator=g)
+        sc = c[rows] + 0.1 * torch.randn(c[rows].shape, generator=g)
+        sf, sp = feats[rows], proj[rows]
+        lp, h2, c2, alpha = self.step(tokens, sh, sc, sf, sp)
+        return {"init.features": feats, "init.proj_features": proj, "init.h": h, "init.c": c,
+                "step.tokens": tokens, "step.h": sh, "step.c": sc, "step.features": sf, "step.proj_features": sp,
+                "step.log_probs": lp, "step.h_out": h2, "step.c_out": c2, "step.alpha": alpha}
+
+    # --- the beam search's step-state interface -------------------------------------------------------------------
+
+    def init_state(self, features: Tensor) -> State:
+        """features [B,R,D] → one state row per image."""
+        feats = self.normalize(features)
+        proj, h, c = self._init_normalized(feats)
+        return {"features": feats, "proj_features": proj, "h": h, "c": c}
+
+    def step_state(self, tokens: Tensor, state: State) -> Tuple[Tensor, Tensor, State]:
+        logits, h, c, alpha = self.step_logits(tokens, state["h"], state["c"], state["features"],
+                                               state["proj_features"])
+        return F.log_softmax(logits.float(), dim=-1), alpha, {**state, "h": h, "c": c}
+
+    # --- training helpers -----------------------------------------------------------------------------------------
 
     def normalize(self, features: Tensor) -> Tensor:
         return self.feature_norm(features) if self.feature_norm is not None else features
@@ -86,12 +135,12 @@ class ShowAttendTell(nn.Module):
     def step_logits(self, tokens: Tensor, h: Tensor, c: Tensor, feats: Tensor, proj: Tensor
                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """The step on already-normalised features, returning logits (training uses them with cross-entropy)."""
-        e = self.full_att(torch.relu(proj + self.decoder_att(h).unsqueeze(1))).squeeze(2)  # [N,49]
+        e = self.full_att(torch.relu(proj + self.decoder_att(h).unsqueeze(1))).squeeze(2)  # [N,R]
         alpha = torch.softmax(e, dim=1)
-        context = torch.bmm(alpha.unsqueeze(1).to(feats.dtype), feats).squeeze(1)  # [N,2048]
+        context = torch.bmm(alpha.unsqueeze(1).to(feats.dtype), feats).squeeze(1)  # [N,D]
         gate = torch.sigmoid(self.f_beta(h))
         x = torch.cat([self.embedding(tokens), gate * context], dim=1)
-        if x.is_cuda and _autocast_on():
+        if x.is_cuda and autocast_on():
             # the recurrent state stays float32 under bf16 autocast: 8 mantissa bits would drift over 20 steps
             with torch.autocast(device_type="cuda", enabled=False):
                 h, c = self.lstm(x.float(), (h.float(), c.float()))
@@ -101,7 +150,7 @@ class ShowAttendTell(nn.Module):
         return logits, h, c, alpha
 
     def forward(self, features: Tensor, ids: Tensor) -> Tuple[Tensor, Tensor]:
-        """Teacher forcing. features [B,49,2048], ids [B,T+1] starting with <start> → logits [B,T,V], alpha [B,T,49]."""
+        """Teacher forcing. features [B,R,D], ids [B,T+1] starting with <start> → logits [B,T,V], alpha [B,T,R]."""
         feats = self.normalize(features)
         proj, h, c = self._init_normalized(feats)
         logits, alphas = [], []
@@ -152,21 +201,3 @@ class ShowAttendTell(nn.Module):
             seqs_t = F.pad(seqs_t, (0, pad), value=end)
             logps_t = F.pad(logps_t, (0, pad), value=0.0)
         return seqs_t, logps_t
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _autocast_on() -> bool:
-    try:
-        return torch.is_autocast_enabled("cuda")
-    except TypeError:  # torch < 2.4
-        return torch.is_autocast_enabled()
-
-
-def autocast(enabled: bool):
-    """bf16 autocast on CUDA, or nothing (torch 1.13 probes CUDA even for a disabled autocast)."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
