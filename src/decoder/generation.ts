@@ -63,7 +63,9 @@ const decodingFields = {
 export const generationConfigSchema = z
   .object({ ...decodingFields, returnAttention: z.boolean() })
   .strict()
-  .refine((c) => c.nBest <= c.beamSize, { message: 'nBest must be at most beamSize', path: ['nBest'] });
+  .superRefine((c, ctx) => {
+    if (c.nBest > c.beamSize) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['nBest'], message: `${c.nBest} hypotheses need a beam of at least ${c.nBest}; the beam size is ${c.beamSize}` });
+  });
 
 /** A model card's `decoding` section: every field optional. */
 export const cardDecodingSchema = z.object(decodingFields).partial().passthrough();
