@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One-time setup on a fresh machine: system packages (PyTorch for the trainer, OpenBLAS, pytest,
-# Chromium for the browser tests), npm dependencies, and the converted encoder in the model cache.
+# Chromium for the browser tests, Redis and PostgreSQL for the distributed mode's tests), npm dependencies,
+# an S3-compatible test server (moto), and the converted encoder in the model cache.
+# Redis and PostgreSQL are only installed here: the tests start their own instances on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-torch libopenblas0-pthread python3-numpy python3-pytest chromium)
+APT_PACKAGES=(python3-torch libopenblas0-pthread python3-numpy python3-pytest chromium redis-server postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -15,8 +17,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The COCO caption toolkit: its METEOR 1.5 jar (Java) gives exact METEOR; without it a native approximation is used.
-python3 -c "import pycocoevalcap" 2>/dev/null || python3 -m pip install -q pycocoevalcap 2>/dev/null \
-  || python3 -m pip install -q --break-system-packages pycocoevalcap
+pip_install() { python3 -m pip install -q "$@" 2>/dev/null || python3 -m pip install -q --break-system-packages "$@"; }
+python3 -c "import pycocoevalcap" 2>/dev/null || pip_install pycocoevalcap
+# S3 inputs of batch jobs are tested against moto's S3-compatible server.
+command -v moto_server >/dev/null 2>&1 || pip_install 'moto[server]'
 
 npm ci --no-audit --no-fund
 # Convert ResNet50 once (a no-op when the cache is valid).

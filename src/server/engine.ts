@@ -12,6 +12,8 @@ import type { CaptionRequestOptions } from './schemas.js';
 /** The part of Captioner the server uses; tests pass a fake. */
 export interface CaptionEngine {
   readonly card: ModelCard;
+  /** The model id stored with captions in the library (`modelIdOf`: card name and a hash of the model files); default: the card's name. */
+  readonly modelId?: string;
   caption(inputs: ReadonlyArray<string | Buffer>, options?: GenerationOptions): Promise<CaptionOutcome[]>;
   release(): Promise<void>;
 }

@@ -1,12 +1,13 @@
 /** The HTTP server with the real Captioner: what `pixel-info serve` and the load benchmark start. */
-import { resolve } from 'node:path';
-import { Captioner, defaultModelDir } from '../pipeline/captioner.js';
+import { defaultLibraryPath, modelIdOf } from '../library/index.js';
+import { Captioner, defaultModelDir, type CaptionerOptions } from '../pipeline/captioner.js';
 import { buildServer, SERVER_DEFAULTS, type PixelInfoServer, type ServerOptions } from './app.js';
+import type { CaptionEngine } from './engine.js';
 
 export { buildServer, SERVER_DEFAULTS, type PixelInfoServer, type ServerOptions } from './app.js';
 export { toHttpError } from './http-errors.js';
 export { MicroBatcher, type BatcherOptions, type Submitted } from './batcher.js';
-export { Library, type LibraryEntry } from './library.js';
+export { defaultLibraryPath, libraryTarget, openLibrary, type LibraryEntry, type LibraryStore } from '../library/index.js';
 export type { CaptionEngine } from './engine.js';
 
 /** Server-side default pixel limit: a 40-megapixel photo decodes to ~120 MB of RGB. */
@@ -18,15 +19,11 @@ export interface StartOptions extends Omit<ServerOptions, 'loadEngine' | 'librar
   int8Decoder?: boolean;
   host?: string;
   modelDir?: string;
-  /** SQLite file of the library; default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite. */
+  /** Where the library is: an SQLite file or a postgres:// URL (see libraryTarget); default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite. */
   library?: string;
   maxPixels?: number;
   /** onnxruntime threads; default all cores. */
   threads?: number;
-}
-
-export function defaultLibraryPath(): string {
-  return resolve(process.env.PIXEL_INFO_LIBRARY || 'pixel-info-library.sqlite');
 }
 
 /** Builds the server around a Captioner (loaded in the background: /readyz turns 200 when done) and listens. */
@@ -37,7 +34,7 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
     ...options,
     library: options.library ?? defaultLibraryPath(),
     loadEngine: () =>
-      Captioner.load({
+      loadCaptionEngine({
         modelDir: options.modelDir ?? defaultModelDir(),
         threads: options.threads,
         int8Decoder: options.int8Decoder,
@@ -50,6 +47,18 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
     return { server, url };
   } catch (err) {
     await server.app.close();
+    throw err;
+  }
+}
+
+/** A Captioner as the server's engine, with the model id its captions are stored under (modelIdOf). */
+async function loadCaptionEngine(options: CaptionerOptions): Promise<CaptionEngine> {
+  const captioner = await Captioner.load(options);
+  try {
+    const modelId = await modelIdOf(captioner.modelDir, { int8Decoder: options.int8Decoder });
+    return { card: captioner.card, modelId, caption: (inputs, generation) => captioner.caption(inputs, generation), release: () => captioner.release() };
+  } catch (err) {
+    await captioner.release();
     throw err;
   }
 }

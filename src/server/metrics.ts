@@ -12,7 +12,13 @@ export interface ServerMetrics {
   libraryImages: Gauge<string>;
 }
 
-export function createMetrics(options: { maxBatch: number; libraryCount?: () => number }): ServerMetrics {
+export interface MetricsOptions {
+  maxBatch: number;
+  /** Images in the library, read at each scrape (the library may be a database shared by several servers). */
+  libraryCount?: () => Promise<number>;
+}
+
+export function createMetrics(options: MetricsOptions): ServerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'pixel_info_' });
   const sizeBuckets = Array.from(new Set([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, options.maxBatch])).sort((a, b) => a - b);
@@ -59,8 +65,11 @@ export function createMetrics(options: { maxBatch: number; libraryCount?: () => 
       name: 'pixel_info_library_images',
       help: 'Images stored in the library',
       registers: [registry],
-      collect() {
-        if (libraryCount) this.set(libraryCount());
+      async collect() {
+        if (!libraryCount) return;
+        // A database that does not answer must not fail the whole scrape: the gauge keeps its last value.
+        const count = await libraryCount().catch(() => undefined);
+        if (count !== undefined) this.set(count);
       },
     }),
   };

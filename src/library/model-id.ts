@@ -1,0 +1,24 @@
+/**
+ * The model id stored with every caption (`LibraryEntry.model`): the model card's name and the first 12 hex
+ * digits of a SHA-256 over the model directory's files (card, vocabulary and graphs, by name, in order), plus
+ * `+int8` when the decoder runs with int8 weights (its captions may differ). The same files give the same id on
+ * every machine, so a worker can skip an image that the same model already captioned.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { CARD_FILE, readModelDir, VOCAB_FILE } from '../decoder/model-dir.js';
+
+export async function modelIdOf(modelDir: string, options: { int8Decoder?: boolean } = {}): Promise<string> {
+  const model = await readModelDir(modelDir);
+  const files = [...new Set([CARD_FILE, VOCAB_FILE, ...model.architecture.files])].sort();
+  const hash = createHash('sha256');
+  for (const file of files) {
+    const path = join(model.dir, file);
+    hash.update(`${file}\0${(await stat(path)).size}\0`); // name and length: file boundaries are unambiguous
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  }
+  const name = typeof model.card.name === 'string' && model.card.name ? model.card.name : basename(model.dir);
+  return `${name}@${hash.digest('hex').slice(0, 12)}${options.int8Decoder ? '+int8' : ''}`;
+}
