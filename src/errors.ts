@@ -23,6 +23,12 @@ export const ErrorCodes = {
   OVERLOADED: 'OVERLOADED',
   /** An HTTP route or a library entry that does not exist. */
   NOT_FOUND: 'NOT_FOUND',
+  /** API keys are configured and the request presented none, or one that is unknown or revoked. */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** The presented API key may not do this (an admin key can). */
+  FORBIDDEN: 'FORBIDDEN',
+  /** Too many requests from one API key (or one address without keys) in the rate-limit window. */
+  RATE_LIMITED: 'RATE_LIMITED',
   /** A file or folder the command must write or read could not be (not a directory, no space, read-only...). */
   IO_ERROR: 'IO_ERROR',
   INTERNAL: 'INTERNAL',

@@ -13,6 +13,9 @@ import { registerScore } from './commands/score.js';
 import { registerServe } from './commands/serve.js';
 import { registerEval } from './commands/eval.js';
 import { registerTrain } from './commands/train.js';
+import { registerWorker } from './commands/worker.js';
+import { registerJobs } from './commands/jobs.js';
+import { registerKeys } from './commands/keys.js';
 
 export function buildProgram(): Command {
   const program = new Command('pixel-info')
@@ -29,6 +32,9 @@ export function buildProgram(): Command {
   registerServe(program);
   registerEval(program);
   registerTrain(program);
+  registerWorker(program);
+  registerJobs(program);
+  registerKeys(program);
   return program;
 }
 

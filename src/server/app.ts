@@ -3,18 +3,24 @@
  * the OpenAPI document; shared decorations (the engine, the micro-batcher, the library, the metrics); shared
  * hooks and the error format (`{ "error": { "code", "message" } }` with a stable code); then one plugin per
  * resource, under ./plugins.
+ *
+ * Who is asking: every request carries `request.viewer` (src/library/types.ts), which the routes pass to the
+ * library: EVERYONE without API keys, else the presented key's (./auth.ts); how often it may ask: ./rate-limit.ts.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Redis } from 'ioredis';
+import { EVERYONE, openLibrary, type LibraryStore, type Viewer } from '../library/index.js';
 import type { CaptionResult } from '../pipeline/captioner.js';
 import { MicroBatcher } from './batcher.js';
 import { captionWorker, EngineLoader, jobKey, type CaptionEngine, type CaptionJob } from './engine.js';
+import { addAuthentication } from './auth.js';
 import { addGracefulClose, addRequestLog, addSecurityHeaders } from './hooks.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
-import { Library } from './library.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { openApiOptions } from './openapi.js';
+import { addRateLimits, type RateLimitOptions } from './rate-limit.js';
 import { captionsPlugin } from './plugins/captions.js';
 import { docsPlugin } from './plugins/docs.js';
 import { healthPlugin } from './plugins/health.js';
@@ -23,6 +29,8 @@ import { metricsPlugin } from './plugins/metrics.js';
 import { modelPlugin } from './plugins/model.js';
 import { scorePlugin } from './plugins/score.js';
 import { webPlugin } from './plugins/web.js';
+import { jobsPlugin } from './plugins/jobs.js';
+import type { ServerQueue } from '../queue/server-queue.js';
 
 export const SERVER_DEFAULTS = {
   maxBatch: 8,
@@ -35,8 +43,11 @@ export const SERVER_DEFAULTS = {
 export interface ServerOptions {
   /** Loads the captioner; called once when the server is built. /readyz is 200 once it resolves. */
   loadEngine: () => Promise<CaptionEngine>;
-  /** The library, or the path of its SQLite file. */
-  library: Library | string;
+  /**
+   * The library, or where it is: an SQLite file path or a postgres:// URL (see openLibrary). A store opened here
+   * is closed with the server; a store passed in stays the caller's to close.
+   */
+  library: LibraryStore | string;
   maxBatch?: number;
   maxWaitMs?: number;
   maxQueue?: number;
@@ -48,12 +59,23 @@ export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
   /** Folder of the web app; default <package>/web. */
   webRoot?: string;
+  /** Distributed mode (`serve --redis`): the batch-job routes, and with remote captioning the worker pool as the engine. */
+  queue?: ServerQueue;
+  /** How long "does any API key exist?" is cached, ms (default 2000); 0: asked on every request. */
+  keysCacheMs?: number;
+  /** Per-key limits on /v1 requests (src/server/rate-limit.ts); none unless given (`serve` gives 120 captioning requests a minute). */
+  rateLimit?: RateLimitOptions;
+  /**
+   * Redis for the rate-limit counters, shared by every replica (the caller's to close). Without it, a server with
+   * `queue` keeps them in the queue's Redis, on a connection of its own; otherwise in this process.
+   */
+  rateLimitRedis?: Redis;
 }
 
 export interface PixelInfoServer {
   app: FastifyInstance;
   batcher: MicroBatcher<CaptionJob, CaptionResult>;
-  library: Library;
+  library: LibraryStore;
   metrics: ServerMetrics;
   /** Resolves with the engine once loaded; rejects with the load error. */
   engineReady: Promise<CaptionEngine>;
@@ -64,13 +86,20 @@ declare module 'fastify' {
   interface FastifyInstance {
     engine: EngineLoader;
     batcher: MicroBatcher<CaptionJob, CaptionResult>;
-    library: Library;
+    library: LibraryStore;
     metrics: ServerMetrics;
+  }
+  interface FastifyRequest {
+    /** Who is asking; what the library shows and changes depends on it. */
+    viewer: Viewer;
   }
 }
 
 export async function buildServer(options: ServerOptions): Promise<PixelInfoServer> {
   const cfg = { ...SERVER_DEFAULTS, ...stripUndefined(options) };
+  // First: a library that cannot be opened stops the server before anything else starts.
+  const ownsLibrary = typeof options.library === 'string';
+  const library = typeof options.library === 'string' ? await openLibrary(options.library) : options.library;
   const app = Fastify({
     logger: options.logger ?? { level: 'info' },
     logController: new LogController({ disableRequestLogging: true }), // one line per request, from addRequestLog
@@ -81,9 +110,8 @@ export async function buildServer(options: ServerOptions): Promise<PixelInfoServ
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  const library = typeof options.library === 'string' ? new Library(options.library) : options.library;
-  const metrics = createMetrics({ maxBatch: cfg.maxBatch, libraryCount: () => library.size });
-  const engine = new EngineLoader(options.loadEngine, (error) => app.log.error({ code: error.code }, error.message));
+  const metrics = createMetrics({ maxBatch: cfg.maxBatch, libraryCount: () => library.count(EVERYONE) });
+  const engine = new EngineLoader(options.queue?.remoteEngine ?? options.loadEngine, (error) => app.log.error({ code: error.code }, error.message));
   const batcher = new MicroBatcher<CaptionJob, CaptionResult>({
     worker: captionWorker(() => engine.loaded),
     maxBatch: cfg.maxBatch,
@@ -100,11 +128,13 @@ export async function buildServer(options: ServerOptions): Promise<PixelInfoServ
 
   addSecurityHeaders(app);
   addGracefulClose(app);
+  addAuthentication(app, { keysCacheMs: options.keysCacheMs });
   addRequestLog(app, metrics);
   app.setErrorHandler(errorHandler(() => batcher.retryAfterSeconds()));
   app.setNotFoundHandler(notFoundHandler);
 
-  // Before the routes: it collects them as they are added.
+  // Before the routes: they hook and collect the routes as they are added.
+  await addRateLimits(app, options.rateLimit, { redis: options.rateLimitRedis, redisUrl: options.queue?.redisUrl });
   await app.register(fastifySwagger, openApiOptions());
   await app.register(captionsPlugin, { timeoutMs: cfg.timeoutMs, bodyLimit: cfg.bodyLimit });
   await app.register(libraryPlugin);
@@ -113,6 +143,7 @@ export async function buildServer(options: ServerOptions): Promise<PixelInfoServ
   await app.register(healthPlugin);
   await app.register(metricsPlugin);
   await app.register(docsPlugin);
+  if (options.queue) await app.register(jobsPlugin, options.queue);
   await webPlugin(app, { webRoot: options.webRoot });
 
   // Stop order: the HTTP server stops accepting and in-flight requests finish (fastify's own onClose runs
@@ -120,7 +151,7 @@ export async function buildServer(options: ServerOptions): Promise<PixelInfoServ
   app.addHook('onClose', async () => {
     await batcher.drain();
     await engine.release();
-    library.close();
+    if (ownsLibrary) await library.close();
   });
 
   return { app, batcher, library, metrics, engineReady: engine.ready };

@@ -10,9 +10,12 @@ import { invalidArgument } from './schemas.js';
 
 export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   FILE_NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
   FILE_EMPTY: 422,
   NOT_AN_IMAGE: 422,
   UNSUPPORTED_FORMAT: 422,

@@ -8,6 +8,7 @@
 import type { SwaggerOptions, SwaggerTransform } from '@fastify/swagger';
 import type { FastifySchema } from 'fastify';
 import { createJsonSchemaTransformObject, jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { SECURITY_SCHEMES } from './auth.js';
 import { NAMED_SCHEMAS } from './schemas.js';
 
 type JsonSchema = { [key: string]: unknown };
@@ -54,9 +55,12 @@ export function openApiOptions(): SwaggerOptions {
         version: '1.0.0',
         description:
           'Image captioning (ResNet50 + soft-attention LSTM). Every error is `{ "error": { "code", "message" } }` with a stable `code`: ' +
-          'INVALID_ARGUMENT (400/415), NOT_FOUND (404), PAYLOAD_TOO_LARGE (413), FILE_EMPTY / NOT_AN_IMAGE / UNSUPPORTED_FORMAT / IMAGE_TRUNCATED / ' +
-          'IMAGE_TOO_LARGE / DECODE_FAILED (422), OVERLOADED (503, with Retry-After), MODEL_NOT_FOUND / MODEL_CORRUPT (503), TIMEOUT (504), INTERNAL (500).',
+          'INVALID_ARGUMENT (400/415), UNAUTHENTICATED (401), FORBIDDEN (403), NOT_FOUND (404), PAYLOAD_TOO_LARGE (413), FILE_EMPTY / NOT_AN_IMAGE / ' +
+          'UNSUPPORTED_FORMAT / IMAGE_TRUNCATED / IMAGE_TOO_LARGE / DECODE_FAILED (422), RATE_LIMITED (429, with Retry-After), OVERLOADED (503, with ' +
+          'Retry-After), MODEL_NOT_FOUND / MODEL_CORRUPT (503), TIMEOUT (504), INTERNAL (500). Once an API key exists on the server, every /v1 ' +
+          'route needs one (Authorization: Bearer, or X-API-Key), and a key sees only the images it stored (an admin key sees all).',
       },
+      components: { securitySchemes: SECURITY_SCHEMES },
     },
     transform: (route) => toOpenApi(route),
     transformObject: createJsonSchemaTransformObject({ schemas: NAMED_SCHEMAS }),

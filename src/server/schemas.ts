@@ -56,6 +56,9 @@ export const captionOptionsSchema = z
     maxLength: intField(LIMITS.maxLength.min, LIMITS.maxLength.max)
       .optional()
       .describe(`Most words per caption. Default: the model card's decoding.maxLength, else ${DEFAULT_GENERATION.maxLength}.`),
+    store: boolField
+      .optional()
+      .describe('Keep the image and its captions in the library (true/false). false: caption only; nothing is stored and `library` is null. Default true.'),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -102,7 +105,7 @@ export const captionResponseSchema = z.object({
       batchSize: z.number().int().describe('Images in the batch this one ran in'),
     })
     .describe('Milliseconds; the stage times of a batch are shared evenly among its images'),
-  library: libraryLinksSchema.nullable().describe('Where the stored image is; null when it could not be stored'),
+  library: libraryLinksSchema.nullable().describe('Where the stored image is; null with store=false, or when it could not be stored'),
 });
 
 // --- library ------------------------------------------------------------------------------------------------------
@@ -140,6 +143,9 @@ export const libraryEntrySchema = z
  * its media type with `documented(...)` (src/server/openapi.ts).
  */
 export const bytesSchema = z.instanceof(Buffer);
+
+/** An answer without a body (204 No Content). */
+export const noContentSchema = z.null();
 
 export const librarySearchSchema = z.object({
   query: z.string(),

@@ -2,8 +2,13 @@
  * The page's HTTP client for the Pixel Info API (docs/api.md): one function per endpoint it uses, typed
  * responses, and every failure (network, HTTP error, a model card that does not match its schema) thrown as
  * an ApiError with the server's stable `code`.
+ *
+ * Every request carries the API key when the page has one (./auth.ts). A 401 asks for a key and the request
+ * is sent again with it; cancelling the dialog leaves the 401 (UNAUTHENTICATED) to the caller. Stored images
+ * are fetched the same way, as blobs (`getBlob`), since an <img src> cannot send the key.
  */
 import type { SentenceScores } from '../../src/metrics/sentence.js';
+import { apiKey, authHeaders, requestKey } from './auth.js';
 import { parseModelCard, type ModelCard } from '../../src/decoder/model-card.js';
 import { LIMITS } from '../../src/server/limits.js';
 
@@ -98,21 +103,48 @@ export async function getModelCard(): Promise<ModelCard> {
   }
 }
 
+/** A stored image or thumbnail (`imageUrl`, `thumbnailUrl` of the library), fetched with the API key. */
+export async function getBlob(path: string): Promise<Blob> {
+  const response = await send(path);
+  if (!response.ok) throw await errorOf(response);
+  return response.blob();
+}
+
 /** Fetches JSON; a network failure or an HTTP error becomes an ApiError (with the Retry-After hint when sent). */
 async function requestJson<T>(path: string, init?: RequestInit): Promise<T> {
-  let response: Response;
-  try {
-    response = await fetch(path, init);
-  } catch {
-    throw new ApiError('NETWORK', 'The server could not be reached.');
-  }
+  const response = await send(path, init);
+  if (!response.ok) throw await errorOf(response);
   const body: unknown = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-    const message = typeof error?.message === 'string' ? error.message : `HTTP ${response.status}`;
-    const retry = response.headers.get('retry-after');
-    throw new ApiError(typeof error?.code === 'string' ? error.code : `HTTP_${response.status}`, retry ? `${message} (retry in ${retry} s)` : message, response.status);
-  }
   if (body === null) throw new ApiError('BAD_RESPONSE', `${path.split('?')[0]} did not answer with JSON.`, response.status);
   return body as T;
+}
+
+/**
+ * Sends a request with the API key, if any. On 401 it asks for a key (again, when the one sent was refused)
+ * and sends the request once more with it, until a key is accepted or the dialog is cancelled.
+ */
+async function send(path: string, init: RequestInit = {}): Promise<Response> {
+  for (;;) {
+    const sentKey = apiKey();
+    let response: Response;
+    try {
+      response = await fetch(path, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) } });
+    } catch {
+      throw new ApiError('NETWORK', 'The server could not be reached.');
+    }
+    if (response.status !== 401) return response;
+    // Another request may have got a key meanwhile: try that one before asking.
+    if (apiKey() !== sentKey) continue;
+    if ((await requestKey(sentKey ? 'rejected' : 'missing')) === null) return response;
+  }
+}
+
+/** The ApiError of a failed response: the API's code and message, or HTTP_<status>. */
+async function errorOf(response: Response): Promise<ApiError> {
+  const body: unknown = await response.json().catch(() => null);
+  const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const message = typeof error?.message === 'string' ? error.message : `HTTP ${response.status}`;
+  const retry = response.headers.get('retry-after');
+  const code = typeof error?.code === 'string' ? error.code : `HTTP_${response.status}`;
+  return new ApiError(code, retry ? `${message} (retry in ${retry} s)` : message, response.status);
 }

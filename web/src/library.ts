@@ -1,8 +1,10 @@
 /**
  * The Query tab: full-text search over the library of captioned images (`GET /v1/library`), shown as a grid of
- * thumbnails with their captions, the query's words highlighted.
+ * thumbnails with their captions, the query's words highlighted. With an API key the thumbnails and images are
+ * fetched with it and shown from blob: URLs (an <img src> or a link cannot send the key).
  */
-import { getLibrary, type LibraryPage } from './api.js';
+import { getBlob, getLibrary, type LibraryPage } from './api.js';
+import { apiKey } from './auth.js';
 import { byId, h, setStatus } from './dom.js';
 
 /** Most thumbnails shown per search. */
@@ -45,9 +47,45 @@ export function createLibraryView(): LibraryView {
 }
 
 function resultItem(item: LibraryPage['items'][number], words: string[]): HTMLLIElement {
-  const img = h('img', { src: item.thumbnailUrl, alt: item.caption, loading: 'lazy', decoding: 'async' });
+  const img = h('img', { alt: item.caption, loading: 'lazy', decoding: 'async' });
   const caption = h('p', {}, ...highlight(item.caption, words));
-  return h('li', {}, h('a', { href: item.imageUrl, target: '_blank', rel: 'noopener' }, img, caption));
+  const link = h('a', { href: item.imageUrl, target: '_blank', rel: 'noopener' }, img, caption);
+  if (apiKey() === null) {
+    img.src = item.thumbnailUrl;
+  } else {
+    void showBlob(img, item.thumbnailUrl);
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      openBlob(item.imageUrl);
+    });
+  }
+  return h('li', {}, link);
+}
+
+/** Shows the image at `path`, fetched with the API key; its blob: URL is released once the image is decoded. */
+async function showBlob(img: HTMLImageElement, path: string): Promise<void> {
+  try {
+    const url = URL.createObjectURL(await getBlob(path));
+    img.addEventListener('load', () => URL.revokeObjectURL(url), { once: true });
+    img.addEventListener('error', () => URL.revokeObjectURL(url), { once: true });
+    img.src = url;
+  } catch {
+    img.classList.add('missing'); // its caption still shows
+  }
+}
+
+/** Opens the image at `path` in a new tab: the tab is opened now (while the click allows it), the image fetched into it. */
+function openBlob(path: string): void {
+  const tab = window.open('', '_blank');
+  if (!tab) return; // pop-ups blocked
+  getBlob(path).then(
+    (blob) => {
+      const url = URL.createObjectURL(blob);
+      tab.location.href = url;
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    },
+    () => tab.close(),
+  );
 }
 
 /** The words of a query, lower case, as the search matches them (each a prefix of a caption word). */

@@ -8,7 +8,9 @@ import { createLibraryView } from './library.js';
 import { createModelCardView } from './model-card.js';
 import { createTabs } from './tabs.js';
 import { byId } from './dom.js';
+import { bindKeyControls } from './auth.js';
 
+bindKeyControls();
 const library = createLibraryView();
 const modelCard = createModelCardView();
 const tabs = createTabs(byId('tabs'), {

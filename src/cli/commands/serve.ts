@@ -1,8 +1,14 @@
 /** `pixel-info serve`: the HTTP API and the web app (see docs/api.md). */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { defaultModelDir } from '../../pipeline/captioner.js';
-import { defaultLibraryPath, SERVER_DEFAULTS, SERVER_MAX_PIXELS, startServer } from '../../server/index.js';
+import { describeLibraryTarget, libraryTarget } from '../../library/index.js';
+import { SERVER_DEFAULTS, SERVER_MAX_PIXELS, startServer } from '../../server/index.js';
 import { parsePositiveInt } from '../options.js';
+import { ErrorCodes, PixelInfoError } from '../../errors.js';
+import { redisUrlFrom, REDIS_URL_ENV } from '../../queue/connection.js';
+import { serverQueue } from '../../queue/server-queue.js';
+import { RATE_LIMIT_DEFAULTS } from '../../server/rate-limit.js';
+import { refuseOpenServer } from './keys.js';
 
 interface ServeCliOptions {
   int8Decoder: boolean;
@@ -15,9 +21,16 @@ interface ServeCliOptions {
   timeoutMs: number;
   bodyLimit: number;
   maxPixels: number;
-  library: string;
+  library?: string;
+  database?: string;
   threads?: number;
   logLevel: string;
+  redis?: string;
+  remoteCaptioning: boolean;
+  /** false with --no-auth. */
+  auth: boolean;
+  rateLimit: number;
+  rateWindow: number;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -36,10 +49,22 @@ export function registerServe(program: Command): void {
     .option('--body-limit <size>', 'largest upload, e.g. 20MB, 512KB, 1000000', parseSize, SERVER_DEFAULTS.bodyLimit)
     .option('--max-pixels <n>', 'largest image (width × height), checked from the header before decoding', parsePositiveInt, SERVER_MAX_PIXELS)
     .option('--library <path>', 'SQLite file of captioned images (default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite)')
+    .option('--database <url>', 'PostgreSQL library shared by replicas and workers, postgres://user:password@host:port/db (default $PIXEL_INFO_DATABASE_URL)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, parseLogLevel, 'info')
+    .option('--redis <url>', `distributed mode: the job queue's Redis, redis://host:port (default $${REDIS_URL_ENV}); adds /v1/jobs`)
+    .option('--remote-captioning', 'caption on the worker pool (`pixel-info worker`) instead of in this process; needs --redis', false)
+    .option('--no-auth', 'serve on a non-loopback --host even though the library has no API keys (anyone reaching it sees every image)')
+    .option('--rate-limit <n>', 'captioning requests per API key (or address) per window, other /v1 requests 10x; 0: none', parseNonNegativeInt, RATE_LIMIT_DEFAULTS.max)
+    .addOption(new Option('--rate-window <duration>', 'the rate-limit window: 1m, 30s, 1h, 500ms').argParser(parseDuration).default(RATE_LIMIT_DEFAULTS.windowMs, '1m'))
     .action(async (opts: ServeCliOptions) => {
+      // Distributed mode (src/queue/server-queue.ts): batch jobs over HTTP and, optionally, captioning on the workers.
+      const redisUrl = redisUrlFrom(opts.redis);
+      if (opts.remoteCaptioning && !redisUrl) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `--remote-captioning needs --redis URL (or $${REDIS_URL_ENV})`);
+      const queue = redisUrl ? serverQueue({ redisUrl, remoteCaptioning: opts.remoteCaptioning, modelDir: opts.model, timeoutMs: opts.timeoutMs }) : undefined;
+      const library = libraryTarget({ database: opts.database, library: opts.library });
+      if (opts.auth) await refuseOpenServer(opts.host, library);
       const { server, url } = await startServer({
         port: opts.port,
         host: opts.host,
@@ -50,13 +75,15 @@ export function registerServe(program: Command): void {
         timeoutMs: opts.timeoutMs,
         bodyLimit: opts.bodyLimit,
         maxPixels: opts.maxPixels,
-        library: opts.library ?? defaultLibraryPath(),
+        library,
         threads: opts.threads,
         int8Decoder: opts.int8Decoder,
         logger: { level: opts.logLevel },
+        queue,
+        rateLimit: { max: opts.rateLimit, windowMs: opts.rateWindow },
       });
       const { app } = server;
-      app.log.info({ url, library: server.library.path, model: opts.model }, `pixel-info serving on ${url}`);
+      app.log.info({ url, library: describeLibraryTarget(library), model: opts.model }, `pixel-info serving on ${url}`);
 
       let stopping: Promise<void> | undefined;
       const stop = (signal: string, exitCode: number) => {
@@ -113,6 +140,16 @@ export function parseSize(value: string): number {
   const bytes = Math.floor(Number(m[1]) * unit);
   if (bytes < 1) throw new InvalidArgumentError(`size must be at least 1 byte, got "${value}"`);
   return bytes;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "1m" → 60000, "30s" → 30000, "500ms" → 500 (milliseconds; a bare number is seconds). */
+export function parseDuration(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(value);
+  const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS[(m[2] ?? 's').toLowerCase()]) : NaN;
+  if (!(ms >= 1)) throw new InvalidArgumentError(`expected a duration such as 1m, 30s or 500ms, got "${value}"`);
+  return ms;
 }
 
 function parseLogLevel(value: string): string {

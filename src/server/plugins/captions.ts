@@ -1,13 +1,15 @@
 /**
  * POST /v1/captions: one image, as multipart/form-data (file field `image`) or as the raw body with an image
- * content type, captioned through the micro-batcher and stored in the library. The multipart and raw-image
- * body parsers are registered here, so no other route accepts them.
+ * content type, captioned through the micro-batcher and stored in the library as an entry of the caller's API
+ * key (with `store=false`, nothing is kept). The multipart and raw-image body parsers are registered here, so
+ * no other route accepts them.
  */
 import { createHash } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorCodes, PixelInfoError } from '../../errors.js';
+import type { NewEntry } from '../../library/index.js';
 import { toAltText } from '../../text/alt-text.js';
 import { requestGeneration } from '../engine.js';
 import { BINARY, documented } from '../openapi.js';
@@ -39,8 +41,8 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
         summary: 'Caption one image',
         description:
           'Send the image as multipart/form-data (file field `image`; the options may also be form fields, which win over the query) or as the ' +
-          'raw body with an image/* content type. Concurrent requests are micro-batched. Every captioned image is stored in the library under ' +
-          'its SHA-256.',
+          'raw body with an image/* content type. Concurrent requests are micro-batched. The captioned image is stored in the library under ' +
+          "its SHA-256 as an entry of the caller's API key, unless store=false: then nothing is kept.",
         querystring: captionOptionsSchema,
         response: {
           200: captionResponseSchema.describe('The captions'),
@@ -70,7 +72,8 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
       const options = { ...request.query, ...parseOrThrow(captionOptionsSchema, fields, 'form fields') };
       if (bytes.length === 0) throw new PixelInfoError(ErrorCodes.FILE_EMPTY, 'image: the upload is empty (0 bytes)');
 
-      const { card } = await app.engine.get(remaining());
+      const engine = await app.engine.get(remaining());
+      const { card } = engine;
       const generation = requestGeneration(options, card);
       const id = createHash('sha256').update(bytes).digest('hex');
       const done = await app.batcher.submit({ bytes, generation }, { timeoutMs: remaining() }).catch((err: unknown) => {
@@ -83,11 +86,15 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
       const { image, captions, timings } = done.result;
 
       let stored = false;
-      try {
-        await app.library.put({ id, bytes, ...image, captions: captions.map((c) => ({ text: c.text, score: c.score })) });
-        stored = true;
-      } catch (err) {
-        request.log.warn({ err, id }, 'could not store the image in the library');
+      if (options.store !== false) {
+        stored = await storeInLibrary(app, request, {
+          id,
+          bytes,
+          ...image,
+          captions: captions.map((c) => ({ text: c.text, score: c.score })),
+          model: engine.modelId ?? card.name ?? '',
+          owner: request.viewer.keyId,
+        });
       }
       reply.header('cache-control', 'no-store');
       return {
@@ -109,6 +116,17 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
     },
   );
 };
+
+/** Stores a captioned image; a library that fails is logged and the captions are still answered (`library: null`). */
+async function storeInLibrary(app: FastifyInstance, request: FastifyRequest, entry: NewEntry): Promise<boolean> {
+  try {
+    await app.library.put(entry);
+    return true;
+  } catch (err) {
+    request.log.warn({ err, id: entry.id }, 'could not store the image in the library');
+    return false;
+  }
+}
 
 /** The image bytes and any multipart fields of a captioning request. */
 async function readImageRequest(request: FastifyRequest): Promise<{ bytes: Buffer; fields: Record<string, string> }> {

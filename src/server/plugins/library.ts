@@ -1,15 +1,20 @@
 /**
  * The library of captioned images: full-text search, one entry, its image bytes and its thumbnail
- * (GET /v1/library, /v1/library/:id, /v1/library/:id/image, /v1/library/:id/thumbnail).
+ * (GET /v1/library, /v1/library/:id, /v1/library/:id/image, /v1/library/:id/thumbnail), and removing an entry
+ * (DELETE /v1/library/:id). Every route shows and changes only what `request.viewer` may see; an entry it may
+ * not see is a 404, exactly as one that does not exist, so that no caller learns what another has stored.
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorCodes, PixelInfoError } from '../../errors.js';
-import { MIME_TYPES, type LibraryEntry } from '../library.js';
+import { MIME_TYPES, type LibraryEntry } from '../../library/index.js';
 import { BINARY, documented } from '../openapi.js';
-import { bytesSchema, errorResponse, imageIdParamsSchema, libraryEntrySchema, libraryQuerySchema, librarySearchSchema } from '../schemas.js';
+import { bytesSchema, errorResponse, imageIdParamsSchema, libraryEntrySchema, libraryQuerySchema, librarySearchSchema, noContentSchema } from '../schemas.js';
 
-/** Stored images never change under their id (the SHA-256 of their bytes). */
-const IMMUTABLE = 'public, max-age=31536000, immutable';
+/**
+ * Stored images never change under their id (the SHA-256 of their bytes). `private`: who may fetch one depends on
+ * the API key, so shared caches must not keep it.
+ */
+const IMMUTABLE = 'private, max-age=31536000, immutable';
 
 /** Where a stored image and its thumbnail are served. */
 export function libraryLinks(id: string): { imageUrl: string; thumbnailUrl: string } {
@@ -27,15 +32,16 @@ export const libraryPlugin: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ['library'],
         summary: 'Search the captioned images',
-        description: 'Full-text search (SQLite FTS5) over every caption of each stored image; every word must match, as a word prefix. Empty q: newest first.',
+        description:
+          'Full-text search (SQLite FTS5, or PostgreSQL full-text search) over every caption of each stored image; every word must match, as a word prefix; common English words (a, the, with, ...) are left out. Empty q: newest first.',
         querystring: libraryQuerySchema,
         response: { 200: librarySearchSchema.describe('Matches, best first'), 400: errorResponse('A bad query parameter') },
       },
     },
     async (request) => {
       const { q = '', limit = 24 } = request.query;
-      const items = app.library.search(q, limit);
-      return { query: q, count: items.length, total: app.library.size, items: items.map(withLinks) };
+      const [items, total] = await Promise.all([app.library.search({ q, limit }, request.viewer), app.library.count(request.viewer)]);
+      return { query: q, count: items.length, total, items: items.map(withLinks) };
     },
   );
 
@@ -50,7 +56,7 @@ export const libraryPlugin: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => {
-      const entry = app.library.get(request.params.id);
+      const entry = await app.library.get(request.params.id, request.viewer);
       if (!entry) throw notInLibrary(request.params.id);
       return withLinks(entry);
     },
@@ -63,7 +69,7 @@ export const libraryPlugin: FastifyPluginAsyncZod = async (app) => {
       config: documented({ responses: { 200: { description: 'The image bytes', content: { 'image/*': { schema: BINARY } } } } }),
     },
     async (request, reply) => {
-      const image = app.library.image(request.params.id);
+      const image = await app.library.image(request.params.id, request.viewer);
       if (!image) throw notInLibrary(request.params.id);
       return reply
         .type(MIME_TYPES[image.format] ?? 'application/octet-stream')
@@ -84,9 +90,28 @@ export const libraryPlugin: FastifyPluginAsyncZod = async (app) => {
       config: documented({ responses: { 200: { description: 'JPEG', content: { 'image/jpeg': { schema: BINARY } } } } }),
     },
     async (request, reply) => {
-      const thumbnail = app.library.thumbnail(request.params.id);
+      const thumbnail = await app.library.thumbnail(request.params.id, request.viewer);
       if (!thumbnail) throw notInLibrary(request.params.id);
       return reply.type('image/jpeg').header('cache-control', IMMUTABLE).send(thumbnail);
+    },
+  );
+
+  app.delete(
+    '/v1/library/:id',
+    {
+      schema: {
+        tags: ['library'],
+        summary: 'Remove a stored image',
+        description:
+          "Removes the caller's entry. An image stored by several API keys stays for the others; the image, its thumbnail and its captions " +
+          'are deleted once no key holds it (an admin key, or a server without keys, deletes it outright).',
+        params: imageIdParamsSchema,
+        response: { 204: noContentSchema.describe('Removed'), 400: badId, 404: notFound },
+      },
+    },
+    async (request, reply) => {
+      if (!(await app.library.delete(request.params.id, request.viewer))) throw notInLibrary(request.params.id);
+      return reply.status(204).send(null);
     },
   );
 };
