@@ -31,6 +31,16 @@ export const ErrorCodes = {
   RATE_LIMITED: 'RATE_LIMITED',
   /** A file or folder the command must write or read could not be (not a directory, no space, read-only...). */
   IO_ERROR: 'IO_ERROR',
+  /** A state-changing request from a web page of another origin (cross-site request forgery). */
+  ORIGIN_NOT_ALLOWED: 'ORIGIN_NOT_ALLOWED',
+  /** A Host header this server does not answer for (DNS rebinding, or a name missing from --allowed-hosts). */
+  HOST_NOT_ALLOWED: 'HOST_NOT_ALLOWED',
+  /** Storing the image would take the library, or the API key's share of it, over its quota. */
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  /** The client sent its request too slowly (headers, or an upload below the minimum rate). */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  /** The client closed the connection before the answer; the work for it was dropped (logged, never sent). */
+  CLIENT_CLOSED: 'CLIENT_CLOSED',
   INTERNAL: 'INTERNAL',
 } as const;
 

@@ -314,6 +314,21 @@ function libraryContract(kind: StoreKind) {
       await rejectsWith(store.addOwner('0'.repeat(64), 'key_a'), 'NOT_FOUND');
     });
 
+    test('storedBytes: of every image, or of one key\'s (an image held by two keys counts for each)', async (t) => {
+      const { store } = await fresh(t);
+      assert.equal(await store.storedBytes(), 0);
+      const a = await entry(1, ['a dog of a'], { owner: 'key_a' });
+      const both = await entry(2, ['a dog of both'], { owner: 'key_a' });
+      const none = await entry(3, ['a dog of nobody'], { owner: null });
+      for (const e of [a, both, none]) await store.put(e);
+      await store.put({ ...both, owner: 'key_b' });
+      assert.equal(await store.storedBytes(), a.bytes.length + both.bytes.length + none.bytes.length);
+      assert.equal(await store.storedBytes('key_a'), a.bytes.length + both.bytes.length);
+      assert.equal(await store.storedBytes('key_b'), both.bytes.length);
+      assert.equal(await store.storedBytes(null), none.bytes.length);
+      assert.equal(await store.storedBytes('key_c'), 0);
+    });
+
     test('delete: a key lets go of its own; the image goes with its last owner; admin removes outright', async (t) => {
       const { store } = await fresh(t);
       const a = await entry(1, ['a dog of a'], { owner: 'key_a' });

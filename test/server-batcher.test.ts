@@ -116,6 +116,31 @@ test('timeouts: a queued item is dropped with TIMEOUT; a running one gets TIMEOU
   assert.equal((await b.submit('next', { timeoutMs: 1000 })).result, 'NEXT');
 });
 
+test('an aborted signal: a queued item leaves the queue at once (CLIENT_CLOSED), a running one is not waited for; onStart tells when a batch starts', async () => {
+  const { batches, worker } = fakeWorker(80);
+  const depths: number[] = [];
+  const b = new MicroBatcher<string, string>({ worker, maxBatch: 1, maxWaitMs: 0, maxQueue: 10, onQueueDepth: (d) => depths.push(d) });
+  const running = new AbortController();
+  const queued = new AbortController();
+  const started: string[] = [];
+  const first = b.submit('a', { signal: running.signal, onStart: () => started.push('a') });
+  const second = b.submit('b', { signal: queued.signal, onStart: () => started.push('b') });
+  const third = b.submit('c');
+  await sleep(10);
+  assert.deepEqual(started, ['a'], 'the first batch started; b still queued');
+  const t0 = performance.now();
+  queued.abort();
+  await assert.rejects(second, (err: Error & { code?: string }) => err.code === 'CLIENT_CLOSED' && /queued/.test(err.message));
+  assert.equal(b.depth, 1, 'b left the queue; c waits');
+  running.abort();
+  await assert.rejects(first, (err: Error & { code?: string }) => err.code === 'CLIENT_CLOSED' && /batch ran/.test(err.message));
+  assert.ok(performance.now() - t0 < 40, 'neither waited for the running batch');
+  assert.equal((await third).result, 'C');
+  assert.deepEqual(batches, [['a'], ['c']], 'b was never captioned');
+  await assert.rejects(b.submit('d', { signal: AbortSignal.abort() }), (err: Error & { code?: string }) => err.code === 'CLIENT_CLOSED');
+  assert.equal(depths.at(-1), 0);
+});
+
 test('drain finishes queued and running work, then refuses new items', async () => {
   const { worker } = fakeWorker(30);
   const b = new MicroBatcher<string, string>({ worker, maxBatch: 2, maxWaitMs: 1000, maxQueue: 10 });

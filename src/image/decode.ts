@@ -1,8 +1,14 @@
 /**
  * One sharp pipeline per image: header check → decode (first frame/page) → EXIF orientation →
  * alpha flattened on white → 8-bit sRGB → plain 224x224 resize → raw RGB bytes.
+ *
+ * The pixel data must cover the size the header claims. libjpeg only warns when the entropy-coded data ends
+ * early ("premature end of data segment") and fills the rest with grey, so a 224x224 JPEG whose header says
+ * 6000x6000 would decode "fine". Each image is therefore decoded first with warnings as errors; a truncation
+ * warning is IMAGE_TRUNCATED, and only an image that fails on some other, harmless warning (an odd ICC profile,
+ * stray bytes before a marker) is decoded again with warnings tolerated.
  */
-import sharp, { type OutputInfo, type Sharp } from 'sharp';
+import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import { PixelInfoError, ErrorCodes } from '../errors.js';
 import { readImageBytes } from './read-input.js';
 import { readHeader, classifyDecodeError, type ImageHeader } from './probe.js';
@@ -25,9 +31,9 @@ const RESIZE_KERNEL = sharp.kernel.lanczos3;
 /** Decodes an image to the encoder's 224x224 RGB input. Every user-caused failure is a PixelInfoError. */
 export async function loadImage(input: string | Buffer, opts: LoadOptions = {}): Promise<LoadedImage> {
   const opened = await openImage(input, opts);
-  const { image, header, source } = opened;
-  const resized = image.resize(IMAGE_SIZE, IMAGE_SIZE, { fit: 'fill', kernel: RESIZE_KERNEL });
-  const { data } = await toRaw(opened, resized, IMAGE_SIZE, IMAGE_SIZE);
+  const { header, source } = opened;
+  const resize = (image: Sharp) => image.resize(IMAGE_SIZE, IMAGE_SIZE, { fit: 'fill', kernel: RESIZE_KERNEL });
+  const { data } = await toRaw(opened, resize, IMAGE_SIZE, IMAGE_SIZE);
   return { source, format: header.format, width: header.width, height: header.height, pixels: data };
 }
 
@@ -44,17 +50,18 @@ export async function loadOriginalRgb(
     throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `maxSide must be a positive integer, got ${maxSide}`);
   }
   const opened = await openImage(input, opts);
-  const { image, header } = opened;
+  const { header } = opened;
   const scale = Math.min(1, maxSide / Math.max(header.width, header.height));
   const width = Math.max(1, Math.round(header.width * scale));
   const height = Math.max(1, Math.round(header.height * scale));
   // Exact target size (fill) rather than fit:'inside', so the returned size is the one computed here.
-  const resized = scale < 1 ? image.resize(width, height, { fit: 'fill', kernel: RESIZE_KERNEL }) : image;
-  return toRaw(opened, resized, width, height);
+  const resize = (image: Sharp) => (scale < 1 ? image.resize(width, height, { fit: 'fill', kernel: RESIZE_KERNEL }) : image);
+  return toRaw(opened, resize, width, height);
 }
 
 interface OpenedImage {
-  image: Sharp;
+  /** A fresh decoder of the image, failing on `failOn` (see the module comment). */
+  decoder: (failOn: SharpOptions['failOn']) => Sharp;
   bytes: Buffer;
   maxPixels: number;
   header: ImageHeader;
@@ -66,34 +73,42 @@ async function openImage(input: string | Buffer, opts: LoadOptions): Promise<Ope
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   const { bytes, source } = await readImageBytes(input, maxBytes, opts.name);
   const header = await readHeader(bytes, source, maxPixels);
-  const image = sharp(bytes, {
-    // Truncated or corrupt pixel data is an error, not a grey half-image; mere decoder warnings
-    // (common in real-world JPEGs and PNGs, e.g. "known incorrect sRGB profile") are tolerated.
-    failOn: 'error',
-    // Second guard behind readHeader's check: libvips refuses from the header, before decoding.
-    limitInputPixels: Number.isFinite(maxPixels) ? Math.max(1, Math.floor(maxPixels)) : false,
-    autoOrient: true,
-    pages: 1, // first frame of an animated GIF/WebP, first page of a TIFF
-    page: 0,
-  }).timeout({ seconds: DECODE_TIMEOUT_S });
-  return { image, bytes, maxPixels, header, source };
+  const decoder = (failOn: SharpOptions['failOn']) =>
+    sharp(bytes, {
+      failOn,
+      // Second guard behind readHeader's check: libvips refuses from the header, before decoding.
+      limitInputPixels: Number.isFinite(maxPixels) ? Math.max(1, Math.floor(maxPixels)) : false,
+      autoOrient: true,
+      pages: 1, // first frame of an animated GIF/WebP, first page of a TIFF
+      page: 0,
+    }).timeout({ seconds: DECODE_TIMEOUT_S });
+  return { decoder, bytes, maxPixels, header, source };
 }
 
 async function toRaw(
-  { bytes, source, maxPixels }: OpenedImage,
-  pipeline: Sharp,
+  { decoder, bytes, source, maxPixels }: OpenedImage,
+  resize: (image: Sharp) => Sharp,
   width: number,
   height: number,
 ): Promise<{ data: Uint8Array; width: number; height: number }> {
-  let out: { data: Buffer; info: OutputInfo };
-  try {
-    out = await pipeline
+  const decode = (failOn: SharpOptions['failOn']) =>
+    resize(decoder(failOn))
       .flatten({ background: WHITE })
       .toColourspace('srgb') // grey, CMYK (via its ICC or a built-in profile) and 16-bit all become 3 × 8-bit sRGB
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    throw classifyDecodeError(err, bytes, source, maxPixels);
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await decode('warning');
+  } catch (strictErr) {
+    const strict = classifyDecodeError(strictErr, bytes, source, maxPixels);
+    if (strict.code === ErrorCodes.IMAGE_TRUNCATED || strict.code === ErrorCodes.IMAGE_TOO_LARGE || strict.code === ErrorCodes.TIMEOUT) throw strict;
+    try {
+      // Truncated or corrupt pixel data stays an error here, not a grey half-image; harmless warnings pass.
+      out = await decode('error');
+    } catch (err) {
+      throw classifyDecodeError(err, bytes, source, maxPixels);
+    }
   }
   const { data, info } = out;
   if (info.channels !== 3 || info.width !== width || info.height !== height || data.length !== width * height * 3) {

@@ -202,6 +202,17 @@ export class PostgresLibrary implements LibraryStore {
     return rows[0].n;
   }
 
+  async storedBytes(owner?: string | null): Promise<number> {
+    const { rows } =
+      owner === undefined
+        ? await this.pool.query<{ n: string | null }>('SELECT sum(octet_length(bytes)) AS n FROM images')
+        : await this.pool.query<{ n: string | null }>(
+            'SELECT sum(octet_length(i.bytes)) AS n FROM image_owners o JOIN images i ON i.id = o.image_id WHERE o.owner = $1',
+            [ownerValue(owner)],
+          );
+    return Number(rows[0].n ?? 0);
+  }
+
   async image(id: string, viewer: Viewer): Promise<{ bytes: Buffer; format: string } | undefined> {
     const { rows } = await this.pool.query<{ bytes: Buffer; format: string }>(`SELECT i.bytes, i.format FROM images i WHERE ${VISIBLE_IMAGE} AND i.id = $3`, [
       ...visibility(viewer),

@@ -8,7 +8,7 @@
  * sharp, is the one await), so within a process every transaction is atomic without further locking.
  * Library files made before migrations existed open as they are: see migrations/sqlite/.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { asPixelInfoError, ErrorCodes, PixelInfoError } from '../errors.js';
@@ -118,6 +118,10 @@ export class SqliteLibrary implements LibraryStore {
       ),
       countAll: prepare<[], { n: number }>('SELECT count(*) AS n FROM images'),
       countOwned: prepare<[string], { n: number }>('SELECT count(*) AS n FROM image_owners WHERE owner = ?'),
+      bytesAll: prepare<[], { n: number | null }>('SELECT sum(length(bytes)) AS n FROM images'),
+      bytesOwned: prepare<[string], { n: number | null }>(
+        'SELECT sum(length(i.bytes)) AS n FROM image_owners o JOIN images i ON i.id = o.image_id WHERE o.owner = ?',
+      ),
       bytes: prepare<Visibility & { id: string }, { bytes: Buffer; format: string }>(
         `SELECT i.bytes, i.format FROM images i WHERE i.id = @id AND ${VISIBLE_IMAGE}`,
       ),
@@ -161,10 +165,11 @@ export class SqliteLibrary implements LibraryStore {
    * written is IO_ERROR; both name the file.
    */
   static async open(path: string): Promise<SqliteLibrary> {
+    const BetterSqlite3 = await loadBetterSqlite3();
     let db: Database.Database | undefined;
     try {
       if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
-      db = new Database(path);
+      db = new BetterSqlite3(path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL'); // with WAL: commits survive a process crash; only a power cut may lose the last ones
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
@@ -251,6 +256,10 @@ export class SqliteLibrary implements LibraryStore {
 
   async count(viewer: Viewer): Promise<number> {
     return seesEverything(viewer) ? this.sql.countAll.get()!.n : this.sql.countOwned.get(viewer.keyId!)!.n;
+  }
+
+  async storedBytes(owner?: string | null): Promise<number> {
+    return (owner === undefined ? this.sql.bytesAll.get() : this.sql.bytesOwned.get(ownerValue(owner)))?.n ?? 0;
   }
 
   async image(id: string, viewer: Viewer): Promise<{ bytes: Buffer; format: string } | undefined> {
@@ -375,6 +384,22 @@ export class SqliteLibrary implements LibraryStore {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+}
+
+/**
+ * better-sqlite3 is an optional dependency (a native module: a prebuilt binary, else a C++ compiler), so a plain
+ * library install never fails on it; it is imported when a library file is opened, with what to do when absent.
+ */
+async function loadBetterSqlite3(): Promise<typeof Database> {
+  try {
+    return (await import('better-sqlite3')).default;
+  } catch (err) {
+    throw new PixelInfoError(
+      ErrorCodes.INTERNAL,
+      `the SQLite library needs better-sqlite3, an optional dependency that is not installed here (${(err as Error).message.split('\n')[0]}): run npm install better-sqlite3, or use a postgres:// library`,
+      { cause: err },
+    );
   }
 }
 

@@ -114,6 +114,11 @@ export interface LibraryStore {
   get(id: string, viewer: Viewer): Promise<LibraryEntry | undefined>;
   search(query: SearchQuery, viewer: Viewer): Promise<LibraryEntry[]>;
   count(viewer: Viewer): Promise<number>;
+  /**
+   * Bytes of stored originals (for quotas): of every image, or with `owner` given, of the images that key stored
+   * (null: those stored without a key). An image held by several keys counts for each of them.
+   */
+  storedBytes(owner?: string | null): Promise<number>;
   image(id: string, viewer: Viewer): Promise<{ bytes: Buffer; format: string } | undefined>;
   thumbnail(id: string, viewer: Viewer): Promise<Buffer | undefined>;
   /**

@@ -7,7 +7,9 @@
  * The queue is bounded (`maxQueue` items waiting, not counting the running batch): beyond it submit fails
  * at once with OVERLOADED, so a flood of requests costs memory for at most maxQueue + maxBatch images.
  * Each item may carry a deadline: when it passes, the caller gets TIMEOUT; a queued item is dropped, a
- * running one finishes but its result is discarded.
+ * running one finishes but its result is discarded. Each item may also carry an AbortSignal (its client hung
+ * up): when it aborts, the caller gets CLIENT_CLOSED at once, a queued item leaves the queue (it no longer
+ * holds a place a live request could take) and a running one's result is discarded.
  */
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 
@@ -28,6 +30,10 @@ export interface BatcherOptions<I, O> {
 export interface SubmitOptions {
   /** Milliseconds from now until the caller gives up with TIMEOUT; default none. */
   timeoutMs?: number;
+  /** The caller no longer wants the result (e.g. its client disconnected): see the class comment. */
+  signal?: AbortSignal;
+  /** Called when the item's batch starts running. */
+  onStart?: () => void;
 }
 
 export interface Submitted<O> {
@@ -44,6 +50,9 @@ interface Pending<I, O> {
   enqueued: number;
   settled: boolean;
   timer?: NodeJS.Timeout;
+  /** Removes the abort listener from the caller's signal. */
+  unlisten?: () => void;
+  onStart?: () => void;
   resolve: (value: Submitted<O>) => void;
   reject: (err: Error) => void;
 }
@@ -82,6 +91,7 @@ export class MicroBatcher<I, O> {
   }
 
   submit(item: I, options: SubmitOptions = {}): Promise<Submitted<O>> {
+    if (options.signal?.aborted) return Promise.reject(clientClosed('before the image was queued'));
     if (this.closed) return Promise.reject(new PixelInfoError(ErrorCodes.OVERLOADED, 'the server is shutting down'));
     if (this.queue.length >= this.options.maxQueue) {
       return Promise.reject(
@@ -89,9 +99,15 @@ export class MicroBatcher<I, O> {
       );
     }
     return new Promise<Submitted<O>>((resolve, reject) => {
-      const pending: Pending<I, O> = { item, key: this.keyOf(item), enqueued: performance.now(), settled: false, resolve, reject };
+      const pending: Pending<I, O> = { item, key: this.keyOf(item), enqueued: performance.now(), settled: false, onStart: options.onStart, resolve, reject };
       if (options.timeoutMs !== undefined && Number.isFinite(options.timeoutMs)) {
         pending.timer = setTimeout(() => this.expire(pending, options.timeoutMs!), Math.max(0, options.timeoutMs));
+      }
+      const { signal } = options;
+      if (signal) {
+        const onAbort = () => this.abandon(pending);
+        signal.addEventListener('abort', onAbort, { once: true });
+        pending.unlisten = () => signal.removeEventListener('abort', onAbort);
       }
       this.queue.push(pending);
       this.options.onQueueDepth?.(this.queue.length);
@@ -109,18 +125,30 @@ export class MicroBatcher<I, O> {
   }
 
   private expire(pending: Pending<I, O>, timeoutMs: number): void {
-    const at = this.queue.indexOf(pending);
-    if (at >= 0) {
-      this.queue.splice(at, 1);
-      this.options.onQueueDepth?.(this.queue.length);
-    }
+    this.dequeue(pending);
     this.settle(pending, new PixelInfoError(ErrorCodes.TIMEOUT, `the request took longer than ${timeoutMs} ms`));
+  }
+
+  /** The caller's signal aborted: out of the queue if still there (else its running batch's result is dropped). */
+  private abandon(pending: Pending<I, O>): void {
+    const wasQueued = this.dequeue(pending);
+    this.settle(pending, clientClosed(wasQueued ? 'while the image was queued; it left the queue' : 'while its batch ran; the result was dropped'));
+  }
+
+  /** Removes a waiting item from the queue; false when it is not there (running or done). */
+  private dequeue(pending: Pending<I, O>): boolean {
+    const at = this.queue.indexOf(pending);
+    if (at < 0) return false;
+    this.queue.splice(at, 1);
+    this.options.onQueueDepth?.(this.queue.length);
+    return true;
   }
 
   private settle(pending: Pending<I, O>, outcome: Error | Submitted<O>): void {
     if (pending.settled) return;
     pending.settled = true;
     clearTimeout(pending.timer);
+    pending.unlisten?.();
     if (outcome instanceof Error) pending.reject(outcome);
     else pending.resolve(outcome);
   }
@@ -161,6 +189,7 @@ export class MicroBatcher<I, O> {
       else i++;
     }
     this.options.onQueueDepth?.(this.queue.length);
+    for (const p of batch) p.onStart?.();
     this.running = this.run(batch, key).finally(() => {
       this.running = undefined;
       this.schedule();
@@ -185,4 +214,8 @@ export class MicroBatcher<I, O> {
       this.settle(p, o instanceof Error ? o : { result: o, queuedMs: start - p.enqueued, batchSize: batch.length });
     });
   }
+}
+
+function clientClosed(when: string): PixelInfoError {
+  return new PixelInfoError(ErrorCodes.CLIENT_CLOSED, `the client closed the connection ${when}`);
 }

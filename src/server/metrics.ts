@@ -10,6 +10,10 @@ export interface ServerMetrics {
   queueDepth: Gauge<string>;
   queueWait: Histogram<string>;
   libraryImages: Gauge<string>;
+  /** Requests whose client closed the connection before the answer, by route and how far they had got. */
+  abandoned: Counter<'route' | 'stage'>;
+  /** Connections closed because the client sent its request too slowly (`headers` or `body`). */
+  slowClients: Counter<'phase'>;
 }
 
 export interface MetricsOptions {
@@ -59,6 +63,18 @@ export function createMetrics(options: MetricsOptions): ServerMetrics {
       name: 'pixel_info_queue_wait_seconds',
       help: 'Time an image waited in the queue before its batch started',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    abandoned: new Counter({
+      name: 'pixel_info_requests_abandoned_total',
+      help: 'Requests whose client closed the connection before the answer, by route and stage (upload, queued, captioning, storing, handling)',
+      labelNames: ['route', 'stage'],
+      registers: [registry],
+    }),
+    slowClients: new Counter({
+      name: 'pixel_info_slow_clients_total',
+      help: 'Connections closed because the client sent its request too slowly, by phase (headers, body)',
+      labelNames: ['phase'],
       registers: [registry],
     }),
     libraryImages: new Gauge({

@@ -59,6 +59,11 @@ export const captionOptionsSchema = z
     store: boolField
       .optional()
       .describe('Keep the image and its captions in the library (true/false). false: caption only; nothing is stored and `library` is null. Default true.'),
+    keepMetadata: boolField
+      .optional()
+      .describe(
+        'Store the original with its metadata (EXIF: GPS position, camera, artist, description; XMP; IPTC; comments) as sent. Default false: removed, orientation applied.',
+      ),
   })
   .strict()
   .superRefine((o, ctx) => {

@@ -1,4 +1,7 @@
-/** `pixel-info caption`: captions for image files, folders and glob patterns, as text, JSON, JSONL or CSV. */
+/**
+ * `pixel-info caption`: captions for image files, folders and glob patterns, as text, JSON, JSONL or CSV, on
+ * stdout or (`--out FILE`) in a file that a killed run can `--resume` (../caption-output.ts).
+ */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -12,6 +15,7 @@ import { renderAttentionHeatmap } from '../../render/heatmap.js';
 import { loadOriginalRgb } from '../../image/index.js';
 import { asPixelInfoError, ErrorCodes, PixelInfoError } from '../../errors.js';
 import { createProgress } from '../progress.js';
+import { CaptionOutputFile, fileHash, type FileRecord, type OutputFormat } from '../caption-output.js';
 import { addGenerationOptions, generationOptionsFrom, parsePositiveInt, type GenerationFlags } from '../options.js';
 
 /** More images than this get a progress bar. */
@@ -30,11 +34,9 @@ interface CaptionCliOptions extends GenerationFlags {
   batchSize: number;
   threads?: number;
   progress: boolean;
+  out?: string;
+  resume?: boolean;
 }
-
-type FileRecord =
-  | { file: string; captions: Array<{ text: string; score: number; logProb: number }> }
-  | { file: string; error: { code: string; message: string } };
 
 export function registerCaption(program: Command): void {
   const formats = ['json', 'jsonl', 'csv'];
@@ -54,7 +56,11 @@ export function registerCaption(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
     .option('--no-progress', 'no progress bar')
+    .option('--out <file>', 'write the output to FILE instead of stdout (records then carry each input\'s sha256; --json: FILE is written whole at the end)')
+    .option('--resume', 'with --out and --jsonl or --json: keep the records a previous (killed) run wrote to FILE for unchanged inputs, caption only the rest')
     .action(async (inputs: string[], opts: CaptionCliOptions, command: Command) => {
+      if (opts.resume && !opts.out) command.error('error: --resume needs --out FILE, the output of the run to resume', { exitCode: 2 });
+      if (opts.resume && !opts.json && !opts.jsonl) command.error('error: --resume needs --jsonl or --json (records it can recognise)', { exitCode: 2 });
       const { files, empty } = await expandInputs(inputs);
       for (const e of empty) console.error(`pixel-info caption: no images found in ${e}`);
       if (files.length === 0) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `no images to caption in ${inputs.join(', ')}`);
@@ -68,16 +74,31 @@ export function registerCaption(program: Command): void {
         if (err instanceof PixelInfoError && err.code === ErrorCodes.INVALID_ARGUMENT) command.error(`error: ${err.message}`, { exitCode: 2 });
         throw err;
       }
-      const captioner = await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder });
+      const format: OutputFormat = opts.json ? 'json' : opts.jsonl ? 'jsonl' : opts.csv ? 'csv' : 'text';
+      const hashes = new Map<string, string | undefined>();
+      let output: CaptionOutputFile | undefined;
+      let todo = files;
+      if (opts.out) {
+        for (const file of files) hashes.set(file, await fileHash(file));
+        const opened = CaptionOutputFile.open(opts.out, format, hashes, Boolean(opts.resume));
+        output = opened.output;
+        todo = files.filter((f) => !opened.done.has(f));
+        if (opts.resume) console.error(`pixel-info caption: resuming ${opts.out}: ${files.length - todo.length} of ${files.length} inputs already done`);
+      }
+      const failedBefore = output ? output.all.filter((r) => hashes.has(r.file) && 'error' in r).length : 0;
+
+      const captioner = todo.length > 0 ? await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder }) : undefined;
       const records: FileRecord[] = [];
       const heatmaps = opts.attentionDir ? new HeatmapWriter(opts.attentionDir) : undefined;
-      const bar = createProgress(files.length, 'caption', { enabled: opts.progress && files.length > PROGRESS_THRESHOLD });
+      const bar = createProgress(todo.length, 'caption', { enabled: opts.progress && todo.length > PROGRESS_THRESHOLD });
       let failed = 0;
-      if (opts.csv) console.log(csvRow(['file', 'caption', 'score']));
+      if (opts.csv) writeLines([csvRow(['file', 'caption', 'score'])], output);
+      let finished = false;
       try {
-        for (let start = 0; start < files.length; start += opts.batchSize) {
-          const chunk = files.slice(start, start + opts.batchSize);
-          const outcomes: CaptionOutcome[] = await captioner.caption(chunk, generation);
+        for (let start = 0; start < todo.length; start += opts.batchSize) {
+          const chunk = todo.slice(start, start + opts.batchSize);
+          const outcomes: CaptionOutcome[] = await captioner!.caption(chunk, generation);
+          const batch: FileRecord[] = [];
           for (const [i, outcome] of outcomes.entries()) {
             const file = chunk[i];
             let record = toRecord(file, outcome, opts.altText);
@@ -89,17 +110,22 @@ export function registerCaption(program: Command): void {
               }
             }
             if ('error' in record) failed++;
-            emit(record, opts);
-            records.push(record);
+            batch.push(output ? { ...record, sha256: hashes.get(file) } : record);
           }
+          // One write per batch: a run killed between batches leaves whole records behind.
+          writeLines(batch.flatMap((r) => render(r, opts)), output, batch);
+          records.push(...batch);
           bar.update(start + chunk.length, { failed });
         }
+        finished = true;
       } finally {
         bar.stop();
-        await captioner.release();
+        await captioner?.release();
+        if (finished) output?.close();
+        else output?.abandon();
       }
-      if (opts.json) console.log(JSON.stringify(records, null, 2));
-      process.exitCode = failed > 0 ? 1 : 0;
+      if (opts.json && !output) console.log(JSON.stringify(records, null, 2));
+      process.exitCode = failed + failedBefore > 0 ? 1 : 0;
     });
 }
 
@@ -111,17 +137,26 @@ function toRecord(file: string, outcome: CaptionOutcome, altText = false): FileR
   };
 }
 
-/** Everything but --json streams: a line per image as soon as its batch is done. */
-function emit(record: FileRecord, opts: CaptionCliOptions): void {
-  if (opts.json) return;
-  if (opts.jsonl) return console.log(JSON.stringify(record));
-  if ('error' in record) return console.error(`pixel-info caption: ${record.file}: ${record.error.code}: ${record.error.message}`);
-  if (opts.csv) {
-    for (const c of record.captions) console.log(csvRow([record.file, c.text, c.score.toFixed(4)]));
-    return;
+/**
+ * The output lines of a record: everything but --json streams, as soon as its batch is done. Failures in the
+ * text and CSV formats go to stderr (here, at once) and add no line.
+ */
+function render(record: FileRecord, opts: CaptionCliOptions): string[] {
+  if (opts.json) return [];
+  if (opts.jsonl) return [JSON.stringify(record)];
+  if ('error' in record) {
+    console.error(`pixel-info caption: ${record.file}: ${record.error.code}: ${record.error.message}`);
+    return [];
   }
-  if (record.captions.length === 1) return console.log(`${record.file}: ${record.captions[0].text}`);
-  console.log(`${record.file}:\n${record.captions.map((c) => `  ${c.score.toFixed(3).padStart(8)}  ${c.text}`).join('\n')}`);
+  if (opts.csv) return record.captions.map((c) => csvRow([record.file, c.text, c.score.toFixed(4)]));
+  if (record.captions.length === 1) return [`${record.file}: ${record.captions[0].text}`];
+  return [`${record.file}:`, ...record.captions.map((c) => `  ${c.score.toFixed(3).padStart(8)}  ${c.text}`)];
+}
+
+/** Lines to stdout, or to the --out file in one write (with the records they came from). */
+function writeLines(lines: string[], output: CaptionOutputFile | undefined, records: FileRecord[] = []): void {
+  if (output) output.write(records, lines.map((l) => `${l}\n`).join(''));
+  else for (const l of lines) console.log(l);
 }
 
 /** Heat-maps of the best caption, one PNG per word; images with the same stem get distinct names. */

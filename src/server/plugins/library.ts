@@ -15,6 +15,8 @@ import { bytesSchema, errorResponse, imageIdParamsSchema, libraryEntrySchema, li
  * the API key, so shared caches must not keep it.
  */
 const IMMUTABLE = 'private, max-age=31536000, immutable';
+/** Entries and searches change (new captions, deletions) and depend on the key: private, and asked again each time. */
+const PRIVATE = 'private, no-cache';
 
 /** Where a stored image and its thumbnail are served. */
 export function libraryLinks(id: string): { imageUrl: string; thumbnailUrl: string } {
@@ -25,6 +27,10 @@ export const libraryPlugin: FastifyPluginAsyncZod = async (app) => {
   const withLinks = (entry: LibraryEntry) => ({ ...entry, ...libraryLinks(entry.id) });
   const badId = errorResponse('The id is not 64 hex digits');
   const notFound = errorResponse('No image with this id in the library');
+  // Every answer of these routes is someone's library content (or says whether it exists): never in a shared cache.
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('cache-control', PRIVATE);
+  });
 
   app.get(
     '/v1/library',
