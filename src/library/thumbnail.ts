@@ -10,7 +10,7 @@ export async function makeThumbnail(bytes: Buffer): Promise<Buffer> {
     .rotate()
     .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true })
     .flatten({ background: '#ffffff' })
-    .jpeg({ quality: 78, mozjpeg: true })
+    .jpeg({ quality: 78 }) // plain libjpeg-turbo: mozjpeg's smaller files cost ~13 ms of CPU per image, this ~2 ms
     .toBuffer();
 }
 
