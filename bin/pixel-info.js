@@ -1,10 +1,17 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so a fresh clone needs no build step.
+// The `pixel-info` command. From a clone (src/ present) it runs the TypeScript CLI through tsx, so a clone needs
+// no build step; an installed package has no src/ and runs the built dist/cli.
+import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
-import { register } from 'tsx/esm/api';
 
-register();
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { main } = await import(pathToFileURL(join(root, 'src', 'cli', 'index.ts')).href);
+const source = join(root, 'src', 'cli', 'index.ts');
+let entry = join(root, 'dist', 'cli', 'index.js');
+if (existsSync(source)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  entry = source;
+}
+const { main } = await import(pathToFileURL(entry).href);
 await main(process.argv);

@@ -36,4 +36,6 @@ export { ARCHITECTURES, type DecoderArchitecture, type LoadedDecoder } from './d
 export { readModelDir, loadDecoder, type ModelCard, type ModelDirContents } from './decoder/model-dir.js';
 export { renderAttentionHeatmap, type HeatmapOptions, type RgbImage } from './render/heatmap.js';
 export { toAltText, ALT_TEXT_MAX } from './text/alt-text.js';
+export { ONNX_BACKEND, type OnnxBackendName } from './backend/onnx.js';
+export { EncoderSession, type EncoderSessionOptions } from './encoder/session.js';
 export * from './errors.js';

@@ -1,4 +1,5 @@
 /** ImageNet top-k for a list of images: the encoder's own check, usable from the library and the CLI. */
+import { dirname } from 'node:path';
 import { ImageEncoder } from './index.js';
 import { imagenetLabels } from './labels.js';
 import { loadImage, writeCaffeTensor, type ImageLimits } from '../image/index.js';
@@ -12,13 +13,12 @@ export interface ClassPrediction {
 
 export type ClassifyResult = { file: string; top: ClassPrediction[] } | { file: string; error: { code: string; message: string } };
 
-export function softmaxTopK(logits: Float32Array, k: number): ClassPrediction[] {
+export function softmaxTopK(logits: Float32Array, k: number, labels: readonly string[] = imagenetLabels()): ClassPrediction[] {
   let max = -Infinity;
   for (const v of logits) max = Math.max(max, v);
   let sum = 0;
   const exp = new Float64Array(logits.length);
   for (let i = 0; i < logits.length; i++) sum += exp[i] = Math.exp(logits[i] - max);
-  const labels = imagenetLabels();
   return Array.from(exp.keys())
     .sort((a, b) => exp[b] - exp[a])
     .slice(0, k)
@@ -33,6 +33,7 @@ export async function classifyImages(
   const topK = opts.topK ?? 5;
   const batchSize = opts.batchSize ?? 8;
   const { classes } = encoder.geometry;
+  const labels = imagenetLabels(dirname(dirname(encoder.modelPath)));
   const results: ClassifyResult[] = [];
   for (let start = 0; start < files.length; start += batchSize) {
     const chunk = files.slice(start, start + batchSize);
@@ -45,7 +46,7 @@ export async function classifyImages(
     loaded.forEach((r, i) => {
       const file = chunk[i];
       if (r.status === 'rejected') results.push({ file, error: asPixelInfoError(r.reason, file).toJSON() });
-      else results.push({ file, top: softmaxTopK(byIndex.get(i)!, topK) });
+      else results.push({ file, top: softmaxTopK(byIndex.get(i)!, topK, labels) });
     });
   }
   return results;

@@ -10,11 +10,11 @@ import { PixelInfoError, ErrorCodes } from '../errors.js';
 import { IMAGE_SIZE } from '../image/types.js';
 import { DataType, encodeModel, floatTensor, int64Tensor, node, valueInfo, type Node, type Tensor } from '../onnx/proto.js';
 import { ENCODER_GEOMETRY, type EncoderGeometry } from './geometry.js';
+import { INPUT_NAME, OUTPUT_NAMES } from './session.js';
 import type { KerasLayer, KerasModel, KerasWeight } from './keras-model.js';
 
 export const CONVERTER_VERSION = 1;
-export const INPUT_NAME = 'image';
-export const OUTPUT_NAMES = { features: 'features', pooled: 'pooled', logits: 'logits' } as const;
+export { INPUT_NAME, OUTPUT_NAMES } from './session.js';
 
 interface Pads {
   top: number;

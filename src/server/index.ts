@@ -6,6 +6,7 @@ import type { CaptionEngine } from './engine.js';
 
 export { buildServer, SERVER_DEFAULTS, type PixelInfoServer, type ServerOptions } from './app.js';
 export { toHttpError } from './http-errors.js';
+export { closeWithin, DEFAULT_DRAIN_TIMEOUT_MS } from './drain.js';
 export { MicroBatcher, type BatcherOptions, type Submitted } from './batcher.js';
 export { defaultLibraryPath, libraryTarget, openLibrary, type LibraryEntry, type LibraryStore } from '../library/index.js';
 export type { CaptionEngine } from './engine.js';
@@ -33,6 +34,7 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
   const server = await buildServer({
     ...options,
     library: options.library ?? defaultLibraryPath(),
+    deviceModel: options.deviceModel ?? { modelDir: options.modelDir ?? defaultModelDir() },
     loadEngine: () =>
       loadCaptionEngine({
         modelDir: options.modelDir ?? defaultModelDir(),

@@ -12,6 +12,8 @@ import { ImageCanvas } from './heatmap.js';
 import { bindImageInput } from './image-input.js';
 import { createReferenceScores } from './references.js';
 import { createStore } from './store.js';
+import { captionOnDevice, deviceCaptioner } from './device.js';
+import { createCamera } from './camera.js';
 
 export interface CaptionState {
   /** The image to caption, as chosen, dropped or pasted. */
@@ -48,11 +50,15 @@ export function createCaptionTab({ onPaste }: { onPaste: () => void }): void {
     fileName: byId('file-name'),
     dropzone: byId('dropzone'),
     view: byId('view', HTMLCanvasElement),
+    onDevice: byId('on-device', HTMLInputElement),
+    deviceLoad: byId('device-load'),
+    deviceProgress: byId('device-progress', HTMLProgressElement),
+    deviceLoadText: byId('device-load-text'),
   };
   const canvas = new ImageCanvas(el.view);
   // The beam size the model runs with unless told otherwise (its card's, else the library default): the same
-  // resolver as the server's. Until the card arrives the first option is selected.
-  void getModelCard().then(
+  // resolver as the server's. Captioning waits for it, so a click before the card arrives uses it too.
+  const beamChosen = getModelCard().then(
     (card) => selectIfOffered(el.beam, resolveGeneration({}, card.decoding).beamSize),
     () => {}, // the Info tab reports an unreadable card
   );
@@ -113,10 +119,11 @@ export function createCaptionTab({ onPaste }: { onPaste: () => void }): void {
     store.set({ busy: true });
     showError(null);
     setStatus(el.status, 'Captioning…', true);
+    await beamChosen;
     const beam = Number(el.beam.value);
     const nbest = Math.min(Number(el.nbest.value), beam);
     try {
-      const result = await postCaption(file, { beam, nbest, fileName: file.name });
+      const result = el.onDevice.checked ? await captionOnDevice(file, { beam, nbest }) : await postCaption(file, { beam, nbest, fileName: file.name });
       if (store.get().file === file) store.set({ result, selected: 0 });
       setStatus(el.status, '');
     } catch (err) {
@@ -154,6 +161,39 @@ export function createCaptionTab({ onPaste }: { onPaste: () => void }): void {
     el.error.replaceChildren(h('code', { textContent: code }), ` ${message}`);
   }
 
+  /** Turning "Caption on this device" on loads the model here (once; the browser keeps it), showing progress, size and time. */
+  async function prepareDevice(): Promise<void> {
+    if (!el.onDevice.checked) return;
+    el.deviceLoad.hidden = false;
+    el.deviceLoadText.textContent = 'Loading the model…';
+    try {
+      const captioner = await deviceCaptioner(({ loaded, total }) => {
+        el.deviceProgress.value = total ? loaded / total : 0;
+        el.deviceLoadText.textContent = `Loading the model: ${formatBytes(loaded)} of ${formatBytes(total)}`;
+      });
+      const { bytes, downloadedBytes, ms, device, threads } = captioner.loadStats;
+      el.deviceProgress.value = 1;
+      const where = downloadedBytes > 0 ? `${formatBytes(downloadedBytes)} downloaded` : 'from this browser\'s cache';
+      el.deviceLoadText.textContent = `Model ready on this device: ${formatBytes(bytes)} (${where}) in ${(ms / 1000).toFixed(1)} s · ${device === 'webgpu' ? 'WebGPU' : `WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}`}`;
+    } catch (err) {
+      el.deviceLoadText.textContent = '';
+      el.deviceLoad.hidden = true;
+      el.onDevice.checked = false;
+      showError(err);
+    }
+  }
+
+  el.onDevice.addEventListener('change', () => void prepareDevice());
+  // The live camera captions on this device only: starting it turns the switch on (and loads the model).
+  createCamera({
+    captioner: async () => {
+      if (!el.onDevice.checked) {
+        el.onDevice.checked = true;
+        await prepareDevice();
+      }
+      return deviceCaptioner();
+    },
+  });
   el.captionize.addEventListener('click', () => void captionize());
   el.refresh.addEventListener('click', () => void captionize());
   el.clear.addEventListener('click', clear);

@@ -8,6 +8,7 @@ import { ErrorCodes, PixelInfoError } from '../../errors.js';
 import { redisUrlFrom, REDIS_URL_ENV } from '../../queue/connection.js';
 import { serverQueue } from '../../queue/server-queue.js';
 import { RATE_LIMIT_DEFAULTS } from '../../server/rate-limit.js';
+import { closeWithin, DEFAULT_DRAIN_TIMEOUT_MS } from '../../server/drain.js';
 import { refuseOpenServer } from './keys.js';
 
 interface ServeCliOptions {
@@ -31,6 +32,14 @@ interface ServeCliOptions {
   auth: boolean;
   rateLimit: number;
   rateWindow: number;
+  drainTimeout: number;
+  headerTimeout: number;
+  bodyTimeout: number;
+  uploadMemory: number;
+  quotaBytes: number;
+  keyQuotaBytes: number;
+  allowedHosts?: string[];
+  allowedOrigins?: string[];
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -58,6 +67,28 @@ export function registerServe(program: Command): void {
     .option('--no-auth', 'serve on a non-loopback --host even though the library has no API keys (anyone reaching it sees every image)')
     .option('--rate-limit <n>', 'captioning requests per API key (or address) per window, other /v1 requests 10x; 0: none', parseNonNegativeInt, RATE_LIMIT_DEFAULTS.max)
     .addOption(new Option('--rate-window <duration>', 'the rate-limit window: 1m, 30s, 1h, 500ms').argParser(parseDuration).default(RATE_LIMIT_DEFAULTS.windowMs, '1m'))
+    .option('--allowed-hosts <names>', 'host names served besides IP addresses and localhost, comma-separated (.example.com: with subdomains; *: any)', parseList)
+    .option('--allowed-origins <origins>', 'origins whose web pages may POST/DELETE besides this server\'s own, comma-separated (https://app.example.com; *: any)', parseList)
+    .addOption(new Option('--header-timeout <duration>', 'request headers must arrive within this (else 408)').argParser(parseDuration).default(SERVER_DEFAULTS.headersTimeoutMs, '10s'))
+    .addOption(
+      new Option('--body-timeout <duration>', 'an upload that sends less than 16 KiB in this long is cut (408)').argParser(parseDuration).default(SERVER_DEFAULTS.bodyTimeoutMs, '10s'),
+    )
+    .addOption(
+      new Option('--upload-memory <size>', 'most bytes of uploads held at once (received, queued or captioned); beyond it 503 before the body is read')
+        .argParser(parseSize)
+        .default(SERVER_DEFAULTS.uploadMemory, '96MB'),
+    )
+    .addOption(new Option('--quota-bytes <size>', 'most bytes of stored originals in the library; 0: no limit').argParser(parseSizeOrZero).default(SERVER_DEFAULTS.quotaBytes, '10GB'))
+    .addOption(
+      new Option('--key-quota-bytes <size>', 'most bytes of stored originals per API key (when keys exist); 0: no limit')
+        .argParser(parseSizeOrZero)
+        .default(SERVER_DEFAULTS.keyQuotaBytes, '1GB'),
+    )
+    .addOption(
+      new Option('--drain-timeout <duration>', 'on SIGTERM/SIGINT, longest wait for requests in flight before their connections are closed')
+        .argParser(parseDuration)
+        .default(DEFAULT_DRAIN_TIMEOUT_MS, '10s'),
+    )
     .action(async (opts: ServeCliOptions) => {
       // Distributed mode (src/queue/server-queue.ts): batch jobs over HTTP and, optionally, captioning on the workers.
       const redisUrl = redisUrlFrom(opts.redis);
@@ -81,6 +112,13 @@ export function registerServe(program: Command): void {
         logger: { level: opts.logLevel },
         queue,
         rateLimit: { max: opts.rateLimit, windowMs: opts.rateWindow },
+        headersTimeoutMs: opts.headerTimeout,
+        bodyTimeoutMs: opts.bodyTimeout,
+        uploadMemory: opts.uploadMemory,
+        quotaBytes: opts.quotaBytes,
+        keyQuotaBytes: opts.keyQuotaBytes,
+        allowedHosts: opts.allowedHosts,
+        allowedOrigins: opts.allowedOrigins,
       });
       const { app } = server;
       app.log.info({ url, library: describeLibraryTarget(library), model: opts.model }, `pixel-info serving on ${url}`);
@@ -91,8 +129,17 @@ export function registerServe(program: Command): void {
           app.log.warn(`${signal} again: exiting without waiting for in-flight requests`);
           process.exit(1);
         }
-        app.log.info({ signal, inFlight: server.batcher.depth + (server.batcher.busy ? 1 : 0) }, 'shutting down: no new connections, finishing in-flight requests');
-        stopping = app.close().then(
+        app.log.info(
+          { signal, inFlight: server.batcher.depth + (server.batcher.busy ? 1 : 0), drainTimeoutMs: opts.drainTimeout },
+          'shutting down: no new connections, finishing in-flight requests',
+        );
+        // Past the drain deadline, whatever is still open is cut; should stopping itself hang after that (a
+        // database that does not answer), the process exits anyway.
+        setTimeout(() => {
+          app.log.error('not stopped 10 s after the drain deadline: exiting');
+          process.exit(1);
+        }, opts.drainTimeout + 10_000).unref();
+        stopping = closeWithin(app, opts.drainTimeout).then(
           () => {
             app.log.info('stopped');
             process.exitCode = exitCode;
@@ -140,6 +187,18 @@ export function parseSize(value: string): number {
   const bytes = Math.floor(Number(m[1]) * unit);
   if (bytes < 1) throw new InvalidArgumentError(`size must be at least 1 byte, got "${value}"`);
   return bytes;
+}
+
+/** "0" → 0, else a size as parseSize. */
+function parseSizeOrZero(value: string): number {
+  return /^\s*0+\s*$/.test(value) ? 0 : parseSize(value);
+}
+
+/** "a.example, b.example" → ["a.example", "b.example"]; given twice, the lists add up. */
+function parseList(value: string, previous: string[] = []): string[] {
+  const items = value.split(',').map((v) => v.trim()).filter(Boolean);
+  if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list');
+  return [...previous, ...items];
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

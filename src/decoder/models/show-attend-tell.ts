@@ -4,11 +4,9 @@
  * directory"). decoder_init.onnx makes the per-image state, decoder_step.onnx advances every beam of every image
  * in one call. The step state (h, c and a row → image index) is opaque to the search.
  */
-import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { modelFile, ort, type InferenceSession, type Tensor } from '../../backend/onnx.js';
 import { ErrorCodes, PixelInfoError } from '../../errors.js';
 import type { DecoderState, StepModel, StepOutput } from '../step-model.js';
-import { quantizeGemmWeights } from '../../onnx/quantize.js';
 import { checkNames, numericDim, openSession, sessionOptions, tensorShape } from '../onnx-session.js';
 
 export const INIT_FILE = 'decoder_init.onnx';
@@ -33,8 +31,8 @@ class ImageBatch {
   private expandedFor: Int32Array | null = null;
   private features?: Float32Array;
   private proj?: Float32Array;
-  private featuresTensor?: ort.Tensor;
-  private projTensor?: ort.Tensor;
+  private featuresTensor?: Tensor;
+  private projTensor?: Tensor;
 
   constructor(
     readonly imageFeatures: Float32Array,
@@ -49,7 +47,7 @@ class ImageBatch {
    * only when the map changes (after step 1 the beams keep their rows until an image finishes), and then only
    * the rows whose image changed are copied, into buffers reused while they are big enough.
    */
-  expand(image: Int32Array): { features: ort.Tensor; proj: ort.Tensor } {
+  expand(image: Int32Array): { features: Tensor; proj: Tensor } {
     const rows = image.length;
     const previous = this.expandedFor;
     if (previous && this.featuresTensor && this.projTensor && sameMap(previous, image)) {
@@ -94,8 +92,8 @@ export interface ShowAttendTellState extends DecoderState {
 
 export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
   private constructor(
-    private readonly initSession: ort.InferenceSession,
-    private readonly stepSession: ort.InferenceSession,
+    private readonly initSession: InferenceSession,
+    private readonly stepSession: InferenceSession,
     readonly regions: number,
     readonly featureDim: number,
     private expectedVocab: number | undefined,
@@ -103,9 +101,12 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
 
   static async load(modelDir: string, options: ShowAttendTellOptions = {}): Promise<ShowAttendTellStepModel> {
     const session = sessionOptions(options.threads);
+    // Imported only when asked for: the ONNX protobuf code it needs stays out of the browser bundle (package.json "browser").
+    const quantize = options.int8 ? (await import('../../onnx/quantize.js')).quantizeGemmWeights : undefined;
+    if (options.int8 && typeof quantize !== 'function') throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, 'the int8 decoder is available in Node only');
     const [initSession, stepSession] = await Promise.all([
-      openSession(join(modelDir, INIT_FILE), session),
-      openSession(join(modelDir, STEP_FILE), session, options.int8 ? (bytes) => quantizeGemmWeights(bytes).bytes : undefined),
+      openSession(modelFile(modelDir, INIT_FILE), session),
+      openSession(modelFile(modelDir, STEP_FILE), session, quantize ? (bytes) => quantize(bytes).bytes : undefined),
     ]);
     try {
       checkNames(initSession, INIT_FILE, INIT_INPUTS, INIT_OUTPUTS);
@@ -116,7 +117,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
       if (regions === undefined || featureDim === undefined) {
         throw new PixelInfoError(
           ErrorCodes.MODEL_CORRUPT,
-          `${join(modelDir, INIT_FILE)}: input 'features' must have fixed region and channel dimensions, got [${featureShape.join(', ')}]`,
+          `${modelFile(modelDir, INIT_FILE)}: input 'features' must have fixed region and channel dimensions, got [${featureShape.join(', ')}]`,
           { subject: modelDir },
         );
       }
@@ -124,7 +125,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
       if (graphVocab !== undefined && options.vocabSize !== undefined && graphVocab !== options.vocabSize) {
         throw new PixelInfoError(
           ErrorCodes.MODEL_CORRUPT,
-          `${join(modelDir, STEP_FILE)}: log_probs has ${graphVocab} columns but the vocabulary has ${options.vocabSize} words`,
+          `${modelFile(modelDir, STEP_FILE)}: log_probs has ${graphVocab} columns but the vocabulary has ${options.vocabSize} words`,
           { subject: modelDir },
         );
       }
@@ -148,7 +149,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     const imageFeatures = features.length === count * rowFloats ? features : features.subarray(0, count * rowFloats);
     const input = new ort.Tensor('float32', imageFeatures, [count, this.regions, this.featureDim]);
     const out = await this.initSession.run({ features: input });
-    const proj = out.proj_features as ort.Tensor;
+    const proj = out.proj_features as Tensor;
     const attentionDim = Number(proj.dims[2]);
     const batch = new ImageBatch(imageFeatures, proj.data as Float32Array, this.regions, this.featureDim, attentionDim);
     return {

@@ -119,6 +119,9 @@ export async function buildWebBundle(webRoot = WEB_ROOT): Promise<WebBundle> {
       bundle: true,
       format: 'esm',
       platform: 'browser',
+      // onnxruntime-web's build that loads its WebAssembly glue from /ort/ (src/server/plugins/model-files.ts), so
+      // its worker threads start from that file and not from this bundle.
+      conditions: ['onnxruntime-web-use-extern-wasm'],
       target: 'es2022',
       minify: true,
       sourcemap: 'linked',
