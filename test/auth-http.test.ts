@@ -13,26 +13,11 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { buildServer } from '../src/server/app.js';
 import { cachedKeyPresence, isLoopbackHost, presentedKey } from '../src/server/auth.js';
-import type { CaptionEngine } from '../src/server/engine.js';
-import type { CaptionOutcome } from '../src/pipeline/captioner.js';
 import { EVERYONE, openLibrary, type LibraryStore } from '../src/library/index.js';
 import { POSTGRES_SKIP, postgresFor } from './helpers/postgres.js';
+import { fakeZebraEngine } from './helpers/fake-engine.js';
 
-const engine: CaptionEngine = {
-  card: { name: 'fake' },
-  modelId: 'fake@0123456789ab',
-  async caption(inputs) {
-    return inputs.map(
-      (_, i): CaptionOutcome => ({
-        source: `<buffer ${i}>`,
-        image: { format: 'png', width: 64, height: 48 },
-        captions: [{ text: 'a striped zebra grazing', tokens: ['a', 'striped', 'zebra', 'grazing'], score: -1, logProb: -1 }],
-        timings: { preprocessMs: 0, encoderMs: 0, decoderMs: 0, totalMs: 0 },
-      }),
-    );
-  },
-  release: async () => {},
-};
+const engine = fakeZebraEngine({ width: 64, height: 48 });
 
 /** A small PNG of one colour: a distinct image (and library id) per colour. */
 function png(background: string): Promise<Buffer> {
