@@ -63,6 +63,9 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`)); // CSP violations land here
 
+  // The page asks for the model card as it opens; a cold model load on a busy machine can outlast the server's
+  // 30 s request timeout (one CI run got a 504 there), and this test is about the page, not about load time.
+  await server.engineReady;
   await page.goto(url);
   assert.equal(await page.title(), 'Pixel Info — image captioning');
   assert.match((await page.request.get(`${url}/app.js`)).headers()['content-type'] ?? '', /javascript/, 'the bundle is served');
