@@ -2,9 +2,12 @@
 export {
   Captioner,
   defaultModelDir,
+  defaultMatcherDir,
   isCaptionFailure,
   type CaptionerOptions,
   type CaptionOptions,
+  type MatchOptions,
+  type MatcherInfo,
   type Caption,
   type CaptionResult,
   type CaptionFailure,
@@ -36,6 +39,22 @@ export { ARCHITECTURES, type DecoderArchitecture, type LoadedDecoder } from './d
 export { readModelDir, loadDecoder, type ModelCard, type ModelDirContents } from './decoder/model-dir.js';
 export { renderAttentionHeatmap, type HeatmapOptions, type RgbImage } from './render/heatmap.js';
 export { toAltText, ALT_TEXT_MAX } from './text/alt-text.js';
+export {
+  loadMatcher,
+  OnnxMatcher,
+  calibrate,
+  scorePairs,
+  tokenizeTexts,
+  parseMatcherCard,
+  matcherCardSchema,
+  MATCHER_FILES,
+  type MatchScore,
+  type MatchCalibration,
+  type MatcherModel,
+  type MatcherCard,
+  type MatcherLoadOptions,
+  type TokenisedTexts,
+} from './match/index.js';
 export { ONNX_BACKEND, type OnnxBackendName } from './backend/onnx.js';
 export { EncoderSession, type EncoderSessionOptions } from './encoder/session.js';
 export * from './errors.js';

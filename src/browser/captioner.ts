@@ -20,6 +20,7 @@ import {
   checkGeometry,
   decodeFeatures,
   isCaptionFailure,
+  resolveMatchOptions,
   type Caption,
   type CaptionModels,
   type CaptionOptions,
@@ -161,6 +162,7 @@ export class Captioner {
   caption(inputs: ReadonlyArray<ImageInput>, options?: CaptionOptions): Promise<CaptionOutcome[]>;
   async caption(input: ImageInput | ReadonlyArray<ImageInput>, options: CaptionOptions = {}): Promise<CaptionResult | CaptionOutcome[]> {
     const search = this.generationConfig(options);
+    resolveMatchOptions(options, undefined); // no matcher here yet: rerank: 'match' and returnEmbedding fail clearly
     if (!Array.isArray(input)) {
       const [one] = await this.captionBatch([input as ImageInput], search);
       if (isCaptionFailure(one)) throw new PixelInfoError(one.error.code, one.error.message, { subject: one.source });

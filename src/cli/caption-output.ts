@@ -18,7 +18,11 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export type FileRecord = (
-  | { file: string; captions: Array<{ text: string; score: number; logProb: number }> }
+  | {
+      file: string;
+      /** confidence: the matcher's score, when one is loaded; emptyReason: why --alt-text-min-confidence left the text "". */
+      captions: Array<{ text: string; score: number; logProb: number; confidence?: number; emptyReason?: string }>;
+    }
   | { file: string; error: { code: string; message: string } }
 ) & { sha256?: string };
 

@@ -8,6 +8,13 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
+/** A probability: a number in [0, 1]. */
+export function parseProbability(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`expected a number from 0 to 1, got "${value}"`);
+  return n;
+}
+
 export function parseNonNegativeNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number >= 0, got "${value}"`);

@@ -9,13 +9,14 @@ import { ErrorCodes, PixelInfoError } from '../errors.js';
 
 export { sessionOptions } from '../backend/onnx.js';
 
-/** `path`: a file path in Node, a URL in the browser. */
+/** `path`: a file path in Node, a URL in the browser; `what` names it in a MODEL_NOT_FOUND message. */
 export async function openSession(
   path: string,
   options: SessionOptions,
   transform?: (bytes: Uint8Array) => Uint8Array,
+  what = 'decoder model file',
 ): Promise<InferenceSession> {
-  const bytes = await readModelFile(path, 'decoder model file');
+  const bytes = await readModelFile(path, what);
   try {
     return await createSession(transform ? transform(bytes) : bytes, options);
   } catch (err) {

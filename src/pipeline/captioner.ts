@@ -2,7 +2,8 @@
  * The library's captioning API: images (paths or buffers) → ResNet50 features → beam search over the
  * ONNX decoder → captions, in batches, with a per-image error slot so one bad file never fails the rest.
  */
-import { dirname, join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImageEncoder } from '../encoder/index.js';
 import type { ImageLimits } from '../image/index.js';
@@ -12,12 +13,20 @@ import { loadDecoder, readModelDir, type ModelCard } from '../decoder/model-dir.
 import type { LoadedDecoder } from '../decoder/registry.js';
 import { resolveGeneration, type GenerationConfig } from '../decoder/generation.js';
 import type { Vocabulary } from '../text/vocabulary.js';
+import { loadMatcher, type OnnxMatcher } from '../match/matcher.js';
+import { scorePairs } from '../match/score.js';
+import type { MatchCalibration, MatchScore } from '../match/types.js';
 import {
+  caffeBatch,
   captionLoaded,
   checkGeometry,
+  encodeFeatures,
   decodeFeatures,
   isCaptionFailure,
+  resolveMatchOptions,
+  scoreCaptions,
   type Caption,
+  type MatchOptions,
   type CaptionOptions,
   type CaptionOutcome,
   type CaptionResult,
@@ -33,6 +42,25 @@ export function defaultModelDir(): string {
   return process.env.PIXEL_INFO_MODEL_DIR || join(PACKAGE_ROOT, 'models', DEFAULT_MODEL_NAME);
 }
 
+export const DEFAULT_MATCHER_NAME = 'flickr8k-match';
+
+/** $PIXEL_INFO_MATCHER_DIR, else <package root>/models/flickr8k-match (docs/formats.md, "Matcher model directory"). */
+export function defaultMatcherDir(): string {
+  return process.env.PIXEL_INFO_MATCHER_DIR || join(PACKAGE_ROOT, 'models', DEFAULT_MATCHER_NAME);
+}
+
+/** Which matcher a captioner has (e.g. to key stored embeddings by model). */
+export interface MatcherInfo {
+  /** The matcher card's name, else its folder's. */
+  name: string;
+  /** Embedding size. */
+  dim: number;
+  /** Absolute path of the matcher directory. */
+  dir: string;
+  /** The card's calibration: logit = a·cosine + b, score = sigmoid(logit). */
+  calibration: MatchCalibration;
+}
+
 export interface CaptionerOptions {
   /** Decoder model directory (docs/formats.md). Default: defaultModelDir(). */
   modelDir?: string;
@@ -46,6 +74,15 @@ export interface CaptionerOptions {
   batchSize?: number;
   /** int8 weights for the decoder's dense layers: ~2x faster steps; val CIDEr 0.586 vs 0.587 (fp32). Default false. */
   int8Decoder?: boolean;
+  /**
+   * Image–text matcher directory (docs/formats.md): gives captions a `confidence`, `match`, `embedTexts`,
+   * `rerank: 'match'` and `returnEmbedding`. Default: defaultMatcherDir() when that directory exists (no matcher
+   * when it does not; a warning and no matcher when it does not load). A directory given here (or in
+   * $PIXEL_INFO_MATCHER_DIR) must exist and load.
+   */
+  matcherDir?: string;
+  /** false: load no matcher, even when one is there. */
+  matcher?: boolean;
 }
 
 export {
@@ -56,7 +93,9 @@ export {
   type CaptionResult,
   type CaptionFailure,
   type CaptionOutcome,
+  type MatchOptions,
 } from './core.js';
+export type { MatchScore } from '../match/types.js';
 
 export class Captioner {
   private constructor(
@@ -67,6 +106,7 @@ export class Captioner {
     readonly vocabulary: Vocabulary,
     private readonly modelCard: ModelCard,
     private readonly options: CaptionerOptions,
+    private readonly matcher: OnnxMatcher | undefined,
   ) {}
 
   static async load(options: CaptionerOptions = {}): Promise<Captioner> {
@@ -78,15 +118,59 @@ export class Captioner {
     const model = await readModelDir(options.modelDir ?? defaultModelDir());
     const decoder = await loadDecoder(model, { threads: options.threads, int8: options.int8Decoder });
     let encoder = options.encoder;
+    let matcher: OnnxMatcher | undefined;
     try {
       encoder ??= await ImageEncoder.load({ threads: options.threads, outputs: ['features'] });
       checkGeometry(decoder, encoder.geometry, model.dir);
+      matcher = await Captioner.loadMatcherFor(options);
+      if (matcher && (matcher.regions !== encoder.geometry.regions || matcher.featureDim !== encoder.geometry.channels)) {
+        const { regions, channels } = encoder.geometry;
+        throw new PixelInfoError(
+          ErrorCodes.MODEL_CORRUPT,
+          `${matcher.dir}: the matcher reads ${matcher.regions} × ${matcher.featureDim} features, the encoder gives ${regions} × ${channels}`,
+          { subject: matcher.dir },
+        );
+      }
     } catch (err) {
       await decoder.release();
+      await matcher?.release();
       if (encoder && !options.encoder) await encoder.release();
       throw err;
     }
-    return new Captioner(decoder, encoder, !options.encoder, model.dir, model.vocabulary, model.card, { ...options, batchSize });
+    return new Captioner(decoder, encoder, !options.encoder, model.dir, model.vocabulary, model.card, { ...options, batchSize }, matcher);
+  }
+
+  /** The matcher the options ask for: none with matcher: false, or when the default directory does not exist. */
+  private static async loadMatcherFor(options: CaptionerOptions): Promise<OnnxMatcher | undefined> {
+    if (options.matcher === false) return undefined;
+    const explicit = options.matcherDir !== undefined || Boolean(process.env.PIXEL_INFO_MATCHER_DIR);
+    const dir = resolve(options.matcherDir ?? defaultMatcherDir());
+    const isDir = (await stat(dir).catch(() => undefined))?.isDirectory() ?? false;
+    if (!isDir) {
+      if (!explicit) return undefined;
+      const from = options.matcherDir !== undefined ? '' : ' (from $PIXEL_INFO_MATCHER_DIR)';
+      throw new PixelInfoError(
+        ErrorCodes.MODEL_NOT_FOUND,
+        `no matcher model at ${dir}${from}: the directory does not exist (train one with python3 -m trainer.match, or pass --matcher DIR / matcherDir)`,
+        { subject: dir },
+      );
+    }
+    try {
+      return await loadMatcher(dir, { threads: options.threads });
+    } catch (err) {
+      if (explicit || !(err instanceof PixelInfoError)) throw err;
+      // The default matcher is an extra: when it is broken (or half-written), captions go on without confidence.
+      process.emitWarning(`the matcher model at ${dir} cannot be loaded, so captions have no confidence: ${err.code}: ${err.message}`, {
+        code: 'PIXEL_INFO_MATCHER_UNAVAILABLE',
+      });
+      return undefined;
+    }
+  }
+
+  /** The loaded matcher's name, embedding size and folder; undefined when the captioner has none. */
+  get matcherInfo(): MatcherInfo | undefined {
+    const m = this.matcher;
+    return m && { name: m.name, dim: m.dim, dir: m.dir, calibration: { ...m.calibration } };
   }
 
   /** The model card of the decoder (architecture, training data, metrics). */
@@ -100,8 +184,9 @@ export class Captioner {
   caption(inputs: ReadonlyArray<string | Buffer>, options?: CaptionOptions): Promise<CaptionOutcome[]>;
   async caption(input: string | Buffer | ReadonlyArray<string | Buffer>, options: CaptionOptions = {}): Promise<CaptionResult | CaptionOutcome[]> {
     const search = this.generationConfig(options); // bad options fail the call, not each image
+    const match = resolveMatchOptions(options, this.matcher);
     if (typeof input === 'string' || Buffer.isBuffer(input)) {
-      const [one] = await this.captionBatch([{ input, source: typeof input === 'string' ? input : '<buffer>' }], search);
+      const [one] = await this.captionBatch([{ input, source: typeof input === 'string' ? input : '<buffer>' }], search, match);
       if (isCaptionFailure(one)) throw new PixelInfoError(one.error.code, one.error.message, { subject: one.source });
       return one;
     }
@@ -110,18 +195,51 @@ export class Captioner {
     const outcomes: CaptionOutcome[] = [];
     const batchSize = this.options.batchSize!;
     for (let start = 0; start < items.length; start += batchSize) {
-      outcomes.push(...(await this.captionBatch(items.slice(start, start + batchSize), search)));
+      outcomes.push(...(await this.captionBatch(items.slice(start, start + batchSize), search, match)));
     }
     return outcomes;
   }
 
-  /** Captions for features the caller already has (count × regions × channels), e.g. from a feature store: per image, nBest captions. */
+  /**
+   * Captions for features the caller already has (count × regions × channels), e.g. from a feature store: per
+   * image, nBest captions (with `confidence` and `rerank` when there is a matcher; returnEmbedding does not apply).
+   */
   async captionFeatures(features: Float32Array, count: number, options: CaptionOptions = {}): Promise<Caption[][]> {
-    return this.decode(features, count, this.generationConfig(options));
+    const search = this.generationConfig(options);
+    const match = resolveMatchOptions(options, this.matcher);
+    const captions = await this.decode(features, count, search);
+    if (this.matcher && count > 0) await scoreCaptions(this.matcher, features, captions, match);
+    return captions;
+  }
+
+  /**
+   * How well each sentence describes the image: MatchScore per text, in order (score in [0, 1], logit, cosine).
+   * The image is read, encoded and embedded once. MODEL_NOT_FOUND without a matcher; a bad image is its
+   * PixelInfoError (FILE_NOT_FOUND, NOT_AN_IMAGE, ...).
+   */
+  async match(image: string | Buffer, texts: readonly string[]): Promise<MatchScore[]> {
+    const matcher = this.requireMatcher('match');
+    if (!Array.isArray(texts) || !texts.every((t) => typeof t === 'string')) {
+      throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, 'match expects an array of sentences (strings)');
+    }
+    const source = typeof image === 'string' ? image : '<buffer>';
+    const [loaded] = await loadImagesSettled([image], { ...this.options.limits, names: [source] });
+    if (!loaded.ok) throw loaded.error;
+    const features = await encodeFeatures(this.encoder, caffeBatch([loaded.image]), 1);
+    const [imageEmbedding, textEmbeddings] = await Promise.all([matcher.embedImages(features, 1), matcher.embedTexts(texts)]);
+    return scorePairs(matcher, imageEmbedding, texts, textEmbeddings);
+  }
+
+  /** The matcher's sentence embeddings, unit length (dot product with a CaptionResult.embedding = cosine). MODEL_NOT_FOUND without a matcher. */
+  async embedTexts(texts: readonly string[]): Promise<number[][]> {
+    const matcher = this.requireMatcher('embedTexts');
+    const flat = await matcher.embedTexts(texts);
+    return texts.map((_, i) => Array.from(flat.subarray(i * matcher.dim, (i + 1) * matcher.dim)));
   }
 
   async release(): Promise<void> {
     await this.decoder.release();
+    await this.matcher?.release();
     if (this.ownsEncoder) await this.encoder.release();
   }
 
@@ -131,19 +249,29 @@ export class Captioner {
   }
 
   private get models(): CaptionModels {
-    return { encoder: this.encoder, decoder: this.decoder, vocabulary: this.vocabulary };
+    return { encoder: this.encoder, decoder: this.decoder, vocabulary: this.vocabulary, matcher: this.matcher };
+  }
+
+  private requireMatcher(what: string): OnnxMatcher {
+    if (this.matcher) return this.matcher;
+    const reason = this.options.matcher === false ? 'it was loaded with matcher: false' : `there is no matcher model at ${resolve(defaultMatcherDir())} (pass matcherDir)`;
+    throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, `${what} needs a matcher model: ${reason}`, { subject: what });
   }
 
   private decode(features: Float32Array, count: number, search: GenerationConfig): Promise<Caption[][]> {
     return decodeFeatures(this.models, features, count, search);
   }
 
-  private async captionBatch(items: Array<{ input: string | Buffer; source: string }>, search: GenerationConfig): Promise<CaptionOutcome[]> {
+  private async captionBatch(
+    items: Array<{ input: string | Buffer; source: string }>,
+    search: GenerationConfig,
+    match: Required<MatchOptions>,
+  ): Promise<CaptionOutcome[]> {
     const t0 = performance.now();
     const loaded = await loadImagesSettled(
       items.map((item) => item.input),
       { ...this.options.limits, names: items.map((item) => item.source) },
     );
-    return captionLoaded(this.models, loaded, search, t0);
+    return captionLoaded(this.models, loaded, search, t0, match);
   }
 }

@@ -13,9 +13,23 @@ import type { LoadedDecoder } from '../decoder/registry.js';
 import type { GenerationConfig, GenerationOptions } from '../decoder/generation.js';
 import { beamSearch, type Hypothesis } from '../decoder/search.js';
 import type { Vocabulary } from '../text/vocabulary.js';
+import { scorePairs } from '../match/score.js';
+import type { MatcherModel } from '../match/types.js';
+
+/** What a call asks of the matcher (only when one is loaded). */
+export interface MatchOptions {
+  /**
+   * The order of the n-best list: 'score' (default), the decoder's ranking score; 'match', highest `confidence`
+   * first (ties keep the decoder's order). Re-ranking only reorders the nBest captions the beam search returned,
+   * so ask for nBest > 1 (and a beam at least that wide) for it to change anything. Needs a matcher.
+   */
+  rerank?: 'score' | 'match';
+  /** Add `embedding` (the matcher's unit-length image embedding) to each result. Needs a matcher. */
+  returnEmbedding?: boolean;
+}
 
 /** Decoding settings for one call; what is left out comes from the model card, then the library defaults. */
-export type CaptionOptions = GenerationOptions;
+export type CaptionOptions = GenerationOptions & MatchOptions;
 
 export interface Caption {
   /** Words joined by spaces, lower case as the model writes them, no final period. */
@@ -27,12 +41,19 @@ export interface Caption {
   logProb: number;
   /** Per token, one attention weight per region of the encoder's grid (row-major); only with returnAttention. */
   attention?: number[][];
+  /**
+   * The matcher's score of (image, text) in [0, 1] (MatchScore.score: calibrated probability that people wrote
+   * this sentence for this image); on every caption when the captioner has a matcher.
+   */
+  confidence?: number;
 }
 
 export interface CaptionTimings {
   preprocessMs: number;
   encoderMs: number;
   decoderMs: number;
+  /** Image and caption embeddings and their scores; only when a matcher is loaded (included in totalMs). */
+  matcherMs?: number;
   totalMs: number;
 }
 
@@ -45,6 +66,8 @@ export interface CaptionResult {
   captions: Caption[];
   /** Per image. Images are processed in batches; a batch's stage times are shared evenly among its images. */
   timings: CaptionTimings;
+  /** Only with returnEmbedding: the matcher's image embedding, unit length (compare with Captioner.embedTexts rows by dot product). */
+  embedding?: number[];
 }
 
 export interface CaptionFailure {
@@ -67,6 +90,42 @@ export interface CaptionModels {
   encoder: EncoderSession;
   decoder: LoadedDecoder;
   vocabulary: Vocabulary;
+  /** When present, every caption gets a `confidence`; needed for rerank: 'match' and returnEmbedding. */
+  matcher?: MatcherModel;
+}
+
+/** The call's match options, checked: INVALID_ARGUMENT when they ask for a matcher that is not there. */
+export function resolveMatchOptions(options: MatchOptions, matcher: MatcherModel | undefined): Required<MatchOptions> {
+  const rerank = options.rerank ?? 'score';
+  if (rerank !== 'score' && rerank !== 'match') {
+    throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `rerank must be 'score' or 'match', got ${JSON.stringify(rerank)}`, { subject: 'rerank' });
+  }
+  const returnEmbedding = options.returnEmbedding ?? false;
+  if (!matcher && (rerank === 'match' || returnEmbedding)) {
+    const asked = rerank === 'match' ? "rerank: 'match'" : 'returnEmbedding';
+    throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `${asked} needs a matcher model, and this captioner has none (see matcherDir)`, { subject: asked });
+  }
+  return { rerank, returnEmbedding };
+}
+
+/**
+ * The matcher's scores of each image's captions, in place: all images in one image.onnx call, all captions in one
+ * text.onnx call (the matcher's text batch size permitting); then the re-ranking. Returns the image embeddings.
+ */
+export async function scoreCaptions(matcher: MatcherModel, features: Float32Array, captions: Caption[][], match: Required<MatchOptions>): Promise<Float32Array> {
+  const imageEmbeddings = await matcher.embedImages(features, captions.length);
+  const texts = captions.flatMap((list) => list.map((c) => c.text));
+  const imageOf = captions.flatMap((list, i) => list.map(() => i));
+  const scores = scorePairs(matcher, imageEmbeddings, texts, await matcher.embedTexts(texts), imageOf);
+  let k = 0;
+  for (const list of captions) {
+    for (const caption of list) caption.confidence = scores[k++].score;
+    if (match.rerank === 'match') {
+      const ranked = list.map((c, i) => ({ c, i })).sort((x, y) => y.c.confidence! - x.c.confidence! || x.i - y.i);
+      ranked.forEach(({ c }, i) => (list[i] = c));
+    }
+  }
+  return imageEmbeddings;
 }
 
 /** MODEL_CORRUPT when the decoder does not read the features the encoder gives. */
@@ -90,31 +149,58 @@ export async function decodeFeatures(models: Omit<CaptionModels, 'encoder'>, fea
   });
 }
 
+/** The encoder's input for loaded images: their caffe-normalised pixels, one after the other. */
+export function caffeBatch(images: readonly LoadedImage[]): Float32Array {
+  const batch = new Float32Array(images.length * IMAGE_FLOATS);
+  images.forEach((image, j) => writeCaffeTensor(image.pixels, batch, j));
+  return batch;
+}
+
+/** The encoder's feature maps (count × regions × channels) of a caffeBatch. */
+export async function encodeFeatures(encoder: EncoderSession, batch: Float32Array, count: number): Promise<Float32Array> {
+  const { features } = await encoder.encode(batch, count);
+  if (!features) throw new PixelInfoError(ErrorCodes.INTERNAL, 'the encoder was loaded without the features output');
+  return features;
+}
+
 /**
  * One batch: the loaded images through the encoder, then one search; failed loads keep their slot.
  * `startedAt` (performance.now()) is when loading began, so preprocessing time includes it.
  */
-export async function captionLoaded(models: CaptionModels, loaded: readonly LoadOutcome[], search: GenerationConfig, startedAt: number): Promise<CaptionOutcome[]> {
+export async function captionLoaded(
+  models: CaptionModels,
+  loaded: readonly LoadOutcome[],
+  search: GenerationConfig,
+  startedAt: number,
+  match: Required<MatchOptions> = { rerank: 'score', returnEmbedding: false },
+): Promise<CaptionOutcome[]> {
   const good = loaded.flatMap((r, i) => (r.ok ? [{ i, image: r.image }] : []));
-  const batch = new Float32Array(good.length * IMAGE_FLOATS);
-  good.forEach((g, j) => writeCaffeTensor(g.image.pixels, batch, j));
+  const batch = caffeBatch(good.map((g) => g.image));
   const t1 = performance.now();
   let captions: Caption[][] = [];
   let t2 = t1;
+  let t3 = t1;
+  let embeddings: Float32Array | undefined;
   if (good.length) {
-    const { features } = await models.encoder.encode(batch, good.length);
-    if (!features) throw new PixelInfoError(ErrorCodes.INTERNAL, 'the encoder was loaded without the features output');
+    const features = await encodeFeatures(models.encoder, batch, good.length);
     t2 = performance.now();
     captions = await decodeFeatures(models, features, good.length, search);
+    t3 = performance.now();
+    if (models.matcher) embeddings = await scoreCaptions(models.matcher, features, captions, match);
   }
-  const t3 = performance.now();
+  const t4 = performance.now();
   const share = (ms: number) => round2(ms / Math.max(1, good.length));
-  const timings: CaptionTimings = { preprocessMs: share(t1 - startedAt), encoderMs: share(t2 - t1), decoderMs: share(t3 - t2), totalMs: share(t3 - startedAt) };
-  const captionsOf = new Map(good.map((g, j) => [g.i, captions[j]]));
+  const timings: CaptionTimings = { preprocessMs: share(t1 - startedAt), encoderMs: share(t2 - t1), decoderMs: share(t3 - t2), totalMs: share(t4 - startedAt) };
+  if (models.matcher) timings.matcherMs = share(t4 - t3);
+  const slotOf = new Map(good.map((g, j) => [g.i, j]));
+  const dim = models.matcher?.dim ?? 0;
   return loaded.map((r, i): CaptionOutcome => {
     if (!r.ok) return { source: r.source, error: r.error.toJSON() };
     const { source, format, width, height } = r.image;
-    return { source, image: { format, width, height }, captions: captionsOf.get(i)!, timings: { ...timings } };
+    const j = slotOf.get(i)!;
+    const result: CaptionResult = { source, image: { format, width, height }, captions: captions[j], timings: { ...timings } };
+    if (match.returnEmbedding && embeddings) result.embedding = Array.from(embeddings.subarray(j * dim, (j + 1) * dim));
+    return result;
   });
 }
 

@@ -5,7 +5,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { Captioner, defaultModelDir, isCaptionFailure, type CaptionOutcome, type CaptionResult } from '../../pipeline/captioner.js';
+import { Captioner, defaultMatcherDir, defaultModelDir, isCaptionFailure, type CaptionOutcome, type CaptionResult } from '../../pipeline/captioner.js';
+import type { MatchOptions } from '../../pipeline/core.js';
 import { expandInputs } from '../../pipeline/inputs.js';
 import { readModelDir } from '../../decoder/model-dir.js';
 import { resolveGeneration } from '../../decoder/generation.js';
@@ -16,7 +17,7 @@ import { loadOriginalRgb } from '../../image/index.js';
 import { asPixelInfoError, ErrorCodes, PixelInfoError } from '../../errors.js';
 import { createProgress } from '../progress.js';
 import { CaptionOutputFile, fileHash, type FileRecord, type OutputFormat } from '../caption-output.js';
-import { addGenerationOptions, generationOptionsFrom, parsePositiveInt, type GenerationFlags } from '../options.js';
+import { addGenerationOptions, generationOptionsFrom, parsePositiveInt, parseProbability, type GenerationFlags } from '../options.js';
 
 /** More images than this get a progress bar. */
 const PROGRESS_THRESHOLD = 3;
@@ -30,6 +31,10 @@ interface CaptionCliOptions extends GenerationFlags {
   jsonl?: boolean;
   csv?: boolean;
   altText?: boolean;
+  altTextMinConfidence?: number;
+  rerank: 'score' | 'match';
+  /** A directory, or false with --no-matcher; undefined: the default matcher when it exists. */
+  matcher?: string | false;
   attentionDir?: string;
   batchSize: number;
   threads?: number;
@@ -47,10 +52,22 @@ export function registerCaption(program: Command): void {
     .argument('<inputs...>', 'image files, folders (searched recursively for images) or glob patterns such as "photos/**/*.jpg"')
     .option('--model <dir>', 'decoder model directory', defaultModelDir());
   addGenerationOptions(command, { nBest: true })
-    .addOption(format('json', 'print a JSON array: [{"file", "captions": [{"text", "score", "logProb"}]} | {"file", "error": {"code", "message"}}]'))
+    .addOption(format('json', 'print a JSON array: [{"file", "captions": [{"text", "score", "logProb", "confidence"}]} | {"file", "error": {"code", "message"}}] ("confidence" with a matcher)'))
     .addOption(format('jsonl', 'print one JSON object per image and line, as images are done'))
     .addOption(format('csv', 'print CSV: file,caption,score (one row per caption; failures on stderr)'))
     .option('--alt-text', `write captions as alt text: sentence case, final period, at most ${ALT_TEXT_MAX} characters`)
+    .option(
+      '--alt-text-min-confidence <p>',
+      'with --alt-text: a caption whose matcher confidence is below p (0..1) is written as "" (empty alt text: better none than a wrong one); --json/--jsonl say why in "emptyReason"',
+      parseProbability,
+    )
+    .addOption(
+      new Option('--rerank <order>', 'order of the n-best list: "score" (the decoder\'s) or "match" (highest matcher confidence first; use with --n-best > 1)')
+        .choices(['score', 'match'])
+        .default('score'),
+    )
+    .option('--matcher <dir>', 'image–text matcher model directory, for "confidence" (default: models/flickr8k-match when present)')
+    .option('--no-matcher', 'load no matcher: no confidence')
     .option('--attention-dir <dir>', 'write a heat-map PNG per word of the best caption: <image-stem>_<index>_<word>.png')
     .option('--batch-size <n>', 'images per encoder/decoder batch', parsePositiveInt, 8)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
@@ -61,6 +78,9 @@ export function registerCaption(program: Command): void {
     .action(async (inputs: string[], opts: CaptionCliOptions, command: Command) => {
       if (opts.resume && !opts.out) command.error('error: --resume needs --out FILE, the output of the run to resume', { exitCode: 2 });
       if (opts.resume && !opts.json && !opts.jsonl) command.error('error: --resume needs --jsonl or --json (records it can recognise)', { exitCode: 2 });
+      if (opts.altTextMinConfidence !== undefined && !opts.altText) command.error('error: --alt-text-min-confidence needs --alt-text', { exitCode: 2 });
+      const needsMatcher = opts.altTextMinConfidence !== undefined ? '--alt-text-min-confidence' : opts.rerank === 'match' ? '--rerank match' : undefined;
+      if (needsMatcher && opts.matcher === false) command.error(`error: ${needsMatcher} needs the matcher; drop --no-matcher`, { exitCode: 2 });
       const { files, empty } = await expandInputs(inputs);
       for (const e of empty) console.error(`pixel-info caption: no images found in ${e}`);
       if (files.length === 0) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `no images to caption in ${inputs.join(', ')}`);
@@ -87,7 +107,22 @@ export function registerCaption(program: Command): void {
       }
       const failedBefore = output ? output.all.filter((r) => hashes.has(r.file) && 'error' in r).length : 0;
 
-      const captioner = todo.length > 0 ? await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder }) : undefined;
+      const captioner =
+        todo.length > 0
+          ? await Captioner.load({
+              modelDir: opts.model,
+              threads: opts.threads,
+              batchSize: opts.batchSize,
+              int8Decoder: opts.int8Decoder,
+              matcher: opts.matcher !== false,
+              matcherDir: typeof opts.matcher === 'string' ? opts.matcher : undefined,
+            })
+          : undefined;
+      if (captioner && needsMatcher && !captioner.matcherInfo) {
+        await captioner.release();
+        throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, `${needsMatcher} needs a matcher model; there is none at ${defaultMatcherDir()} (pass --matcher DIR)`);
+      }
+      const match: MatchOptions = { rerank: opts.rerank };
       const records: FileRecord[] = [];
       const heatmaps = opts.attentionDir ? new HeatmapWriter(opts.attentionDir) : undefined;
       const bar = createProgress(todo.length, 'caption', { enabled: opts.progress && todo.length > PROGRESS_THRESHOLD });
@@ -97,11 +132,11 @@ export function registerCaption(program: Command): void {
       try {
         for (let start = 0; start < todo.length; start += opts.batchSize) {
           const chunk = todo.slice(start, start + opts.batchSize);
-          const outcomes: CaptionOutcome[] = await captioner!.caption(chunk, generation);
+          const outcomes: CaptionOutcome[] = await captioner!.caption(chunk, { ...generation, ...match });
           const batch: FileRecord[] = [];
           for (const [i, outcome] of outcomes.entries()) {
             const file = chunk[i];
-            let record = toRecord(file, outcome, opts.altText);
+            let record = toRecord(file, outcome, opts.altText, opts.altTextMinConfidence);
             if (heatmaps && !isCaptionFailure(outcome)) {
               try {
                 await heatmaps.write(file, outcome);
@@ -129,11 +164,19 @@ export function registerCaption(program: Command): void {
     });
 }
 
-function toRecord(file: string, outcome: CaptionOutcome, altText = false): FileRecord {
+function toRecord(file: string, outcome: CaptionOutcome, altText = false, minConfidence?: number): FileRecord {
   if (isCaptionFailure(outcome)) return { file, error: outcome.error };
   return {
     file,
-    captions: outcome.captions.map((c) => ({ text: altText ? toAltText(c.text) : c.text, score: c.score, logProb: c.logProb })),
+    captions: outcome.captions.map((c) => {
+      const record: Extract<FileRecord, { captions: unknown }>['captions'][number] = { text: altText ? toAltText(c.text) : c.text, score: c.score, logProb: c.logProb };
+      if (c.confidence !== undefined) record.confidence = c.confidence;
+      if (altText && minConfidence !== undefined && c.confidence !== undefined && c.confidence < minConfidence) {
+        record.text = '';
+        record.emptyReason = `confidence ${c.confidence.toFixed(3)} is below --alt-text-min-confidence ${minConfidence}`;
+      }
+      return record;
+    }),
   };
 }
 
@@ -149,8 +192,9 @@ function render(record: FileRecord, opts: CaptionCliOptions): string[] {
     return [];
   }
   if (opts.csv) return record.captions.map((c) => csvRow([record.file, c.text, c.score.toFixed(4)]));
-  if (record.captions.length === 1) return [`${record.file}: ${record.captions[0].text}`];
-  return [`${record.file}:`, ...record.captions.map((c) => `  ${c.score.toFixed(3).padStart(8)}  ${c.text}`)];
+  const shown = (c: (typeof record.captions)[number]) => (c.emptyReason ? `"" (${c.emptyReason})` : c.text);
+  if (record.captions.length === 1) return [`${record.file}: ${shown(record.captions[0])}`];
+  return [`${record.file}:`, ...record.captions.map((c) => `  ${c.score.toFixed(3).padStart(8)}  ${shown(c)}`)];
 }
 
 /** Lines to stdout, or to the --out file in one write (with the records they came from). */
