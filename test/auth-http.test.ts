@@ -87,6 +87,7 @@ async function exercise(t: { after(fn: () => unknown): void }, target: string) {
     ['DELETE', `/v1/library/${'a'.repeat(64)}`],
     ['GET', '/v1/model'],
     ['POST', '/v1/score'],
+    ['POST', '/v1/match'],
     ['GET', '/v1/no-such-route'],
   ]) {
     const response = await anyone.call(path, { method });

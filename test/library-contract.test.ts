@@ -151,6 +151,7 @@ function libraryContract(kind: StoreKind) {
         caption: 'a brown dog runs through the grass',
         captions: e.captions,
         model: e.model,
+        confidence: null,
       });
       assert.ok(Math.abs(Date.parse(got.created) - Date.now()) < 60_000, got.created);
       assert.match(got.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
@@ -522,6 +523,90 @@ function libraryContract(kind: StoreKind) {
       assert.equal(await store.cancelJob('no-such-job', EVERYONE), false);
     });
 
+    test('confidence: the best caption\'s, kept with the entry and every caption; null without a matcher', async (t) => {
+      const { store } = await fresh(t);
+      const e = await entry(1, ['a dog runs', 'a dog']);
+      e.captions[0].confidence = 0.8125;
+      e.captions[1].confidence = 0.25;
+      await store.put(e);
+      const got = await store.get(e.id, EVERYONE);
+      assert.equal(got?.confidence, 0.8125);
+      assert.deepEqual(got?.captions, [
+        { text: 'a dog runs', score: -1, confidence: 0.8125 },
+        { text: 'a dog', score: -2, confidence: 0.25 },
+      ]);
+      assert.equal((await store.search({ q: 'dog' }, EVERYONE))[0].confidence, 0.8125);
+      // Captioned again without a matcher: no confidence.
+      await store.put({ ...e, captions: [{ text: 'a dog', score: -1 }] });
+      assert.equal((await store.get(e.id, EVERYONE))?.confidence, null);
+      await rejectsWith(store.put({ ...e, captions: [{ text: 'x', score: -1, confidence: 1.5 }] }), 'INVALID_ARGUMENT', /confidence/);
+    });
+
+    test('search by meaning: cosine ranking over one matcher\'s embeddings, then word matches of images without one', async (t) => {
+      const { store } = await fresh(t);
+      const m = 'flickr8k-match@0123456789ab';
+      const v = (...xs: number[]) => Float32Array.from(xs);
+      const dog = await entry(1, ['a brown dog runs through the grass'], { embedding: { model: m, vector: v(1, 0, 0, 0) } });
+      const puppy = await entry(2, ['a small animal on a sofa'], { embedding: { model: m, vector: v(0.8, 0.6, 0, 0) } });
+      const beach = await entry(3, ['people on a beach'], { embedding: { model: m, vector: [0, 0, 1, 0] } });
+      const otherMatcher = await entry(4, ['a dog on a lead'], { embedding: { model: 'other@ffff', vector: v(1, 0, 0, 0) } });
+      const plain = await entry(5, ['two dogs playing with a ball']);
+      const cat = await entry(6, ['a cat sleeping']);
+      for (const e of [dog, puppy, beach, otherMatcher, plain, cat]) await store.put(e);
+
+      // The query need not be unit length; the stored vectors are normalised too.
+      const query = { model: m, vector: v(2, 1, 0, 0) };
+      const found = await store.search({ q: 'dog', embedding: query }, EVERYONE);
+      assert.deepEqual(
+        found.slice(0, 3).map((e) => e.id),
+        [puppy.id, dog.id, beach.id],
+        'by cosine first (every image with an embedding of this matcher)',
+      );
+      assert.deepEqual(ids(found.slice(3)), ids([otherMatcher, plain]), 'then the word matches without one; the cat (no match) is not found');
+      const expected = [(1.6 + 0.6) / Math.sqrt(5), 2 / Math.sqrt(5), 0];
+      found.slice(0, 3).forEach((e, i) => assert.ok(Math.abs(e.cosine! - expected[i]) < 1e-5, `${e.cosine} vs ${expected[i]}`));
+      assert.equal(found[3].cosine, undefined, 'word matches carry no cosine');
+      assert.equal(found[1].caption, 'a brown dog runs through the grass');
+      assert.deepEqual((await store.search({ q: 'dog', embedding: query, limit: 2 }, EVERYONE)).map((e) => e.id), [puppy.id, dog.id]);
+      // Another matcher's query sees only its own embeddings.
+      assert.deepEqual((await store.search({ q: 'zzz', embedding: { model: 'other@ffff', vector: [0, 1, 0, 0] } }, EVERYONE)).map((e) => e.id), [otherMatcher.id]);
+      // A query of another size than the stored embeddings: words only.
+      assert.deepEqual(ids(await store.search({ q: 'dog', embedding: { model: m, vector: [1, 0] } }, EVERYONE)), ids([otherMatcher, plain]));
+      // Without an embedding, or with an empty query: as before.
+      assert.deepEqual(ids(await store.search({ q: 'dog' }, EVERYONE)), ids([dog, otherMatcher, plain]));
+      assert.equal((await store.search({ q: '', embedding: query }, EVERYONE))[0].id, cat.id, 'empty query: newest first');
+      await rejectsWith(store.search({ q: 'dog', embedding: { model: m, vector: [0, 0, 0, 0] } }, EVERYONE), 'INVALID_ARGUMENT', /zero/);
+      await rejectsWith(store.put({ ...cat, embedding: { model: m, vector: [1, Number.NaN, 0, 0] } }), 'INVALID_ARGUMENT', /finite/);
+
+      // Captioned again without an embedding: the stored one is kept; with a new one, replaced.
+      await store.put({ ...beach, embedding: undefined });
+      assert.equal((await store.search({ q: 'x', embedding: { model: m, vector: [0, 0, 1, 0] } }, EVERYONE))[0].id, beach.id);
+      await store.put({ ...beach, embedding: { model: m, vector: [1, 0, 0, 0.001] } });
+      const near = await store.search({ q: 'x', embedding: { model: m, vector: [0, 0, 1, 0] } }, EVERYONE);
+      assert.notEqual(near[0].id, beach.id, 'the new embedding replaced the old');
+
+      // Owners: a key finds only its own images; deleted images are gone from the ranking.
+      await store.put({ ...puppy, owner: 'key_a' });
+      assert.deepEqual((await store.search({ q: 'dog', embedding: query }, KEY_A)).map((e) => e.id), [puppy.id]);
+      assert.equal(await store.delete(puppy.id, EVERYONE), true);
+      assert.equal((await store.search({ q: 'dog', embedding: query }, EVERYONE))[0].id, dog.id);
+    });
+
+    test('search by meaning: two stores on one library see each other\'s writes', async (t) => {
+      const { store, target } = await fresh(t);
+      const other = await openLibrary(target);
+      t.after(() => other.close());
+      const m = 'flickr8k-match@0123456789ab';
+      const a = await entry(1, ['a dog'], { embedding: { model: m, vector: [1, 0] } });
+      const b = await entry(2, ['a cat'], { embedding: { model: m, vector: [0, 1] } });
+      await store.put(a);
+      assert.deepEqual((await other.search({ q: 'cat', embedding: { model: m, vector: [0, 1] } }, EVERYONE)).map((e) => e.id), [a.id]);
+      await store.put(b);
+      assert.deepEqual((await other.search({ q: 'cat', embedding: { model: m, vector: [0, 1] } }, EVERYONE)).map((e) => e.id), [b.id, a.id]);
+      await store.delete(b.id, EVERYONE);
+      assert.deepEqual((await other.search({ q: 'cat', embedding: { model: m, vector: [0, 1] } }, EVERYONE)).map((e) => e.id), [a.id]);
+    });
+
     test('migrations: recorded once; opening again (and several at once) changes nothing', async (t) => {
       const target = await kind.newTarget();
       const opened = await Promise.all([openLibrary(target), openLibrary(target), openLibrary(target)]);
@@ -582,6 +667,7 @@ test('SQLite: a library file made before migrations opens with its images kept (
     caption: 'a black dog jumps over a log',
     captions: old.captions,
     model: '',
+    confidence: null,
   });
   assert.deepEqual(ids(await store.search({ q: 'jump' }, EVERYONE)), [old.id]);
   assert.deepEqual(await store.thumbnail(old.id, EVERYONE), thumbnail);

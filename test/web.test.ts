@@ -62,6 +62,7 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
   const problems: string[] = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`)); // CSP violations land here
+  page.on('response', (r) => r.status() >= 500 && problems.push(`HTTP ${r.status()} ${r.request().method()} ${r.url()}`)); // which request, when the console only says "failed"
 
   // The page asks for the model card as it opens; a cold model load on a busy machine can outlast the server's
   // 30 s request timeout (one CI run got a 504 there), and this test is about the page, not about load time.
@@ -149,6 +150,8 @@ test('web app: caption, heat-map, scores, library search, model card, keyboard t
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-query');
   assert.equal(await page.isVisible('#panel-query'), true);
   assert.equal(await page.isVisible('#panel-caption'), false);
+  // By words (search by meaning, with a matcher, is test/web-match.test.ts).
+  await page.check('#search-mode input[value="words"]');
   await page.fill('#search', 'pink dress');
   await page.press('#search', 'Enter');
   await page.waitForFunction(() => {

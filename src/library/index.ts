@@ -18,7 +18,7 @@ export { SqliteLibrary } from './sqlite.js';
 export { PostgresLibrary, redactUrl, type PostgresOptions } from './postgres.js';
 export { MIME_TYPES, THUMBNAIL_SIDE } from './thumbnail.js';
 export { API_KEY_PREFIX } from './keys.js';
-export { modelIdOf } from './model-id.js';
+export { matcherIdOf, modelIdOf } from './model-id.js';
 
 const POSTGRES_URL = /^postgres(?:ql)?:\/\//i;
 const SQLITE_URL = /^sqlite:/i;

@@ -22,3 +22,28 @@ export async function modelIdOf(modelDir: string, options: { int8Decoder?: boole
   const name = typeof model.card.name === 'string' && model.card.name ? model.card.name : basename(model.dir);
   return `${name}@${hash.digest('hex').slice(0, 12)}${options.int8Decoder ? '+int8' : ''}`;
 }
+
+/**
+ * The matcher id stored with every image embedding: the matcher card's name (else the folder's) and the first
+ * 12 hex digits of a SHA-256 over its files (docs/formats.md, "Matcher model directory"). Embeddings of two
+ * matchers live in different spaces: a search compares only those of the matcher that embedded the query.
+ */
+export async function matcherIdOf(matcherDir: string): Promise<string> {
+  const files = ['image.onnx', 'model-card.json', 'text.onnx', 'vocab.json'];
+  const hash = createHash('sha256');
+  let name = basename(matcherDir);
+  for (const file of files) {
+    const path = join(matcherDir, file);
+    hash.update(`${file}\0${(await stat(path)).size}\0`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of createReadStream(path)) {
+      hash.update(chunk as Buffer);
+      if (file === 'model-card.json') chunks.push(chunk as Buffer);
+    }
+    if (file === 'model-card.json') {
+      const card = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { name?: unknown };
+      if (typeof card.name === 'string' && card.name) name = card.name;
+    }
+  }
+  return `${name}@${hash.digest('hex').slice(0, 12)}`;
+}

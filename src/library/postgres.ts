@@ -7,6 +7,8 @@
  * Search: a generated `tsvector` column over every caption (english stemming) with a GIN index. The words of a
  * query become a `to_tsquery` of quoted prefix lexemes (`'dog':* & 'run':*`, see ./search.ts), so "dog" finds
  * "dogs" as in SQLite and no input is a syntax error; whole-word matches rank first (`websearch_to_tsquery`).
+ * Search by meaning: a pgvector `vector` column, ranked by cosine distance (`ORDER BY embedding <=> query`), over
+ * the embeddings of the query's matcher only; then, as in SQLite, images without one that match the words.
  *
  * Concurrency: every write is one statement or one transaction, and each is safe under at-least-once delivery:
  * a job item takes its first result only (`... WHERE result IS NULL`; under READ COMMITTED a concurrent duplicate
@@ -18,7 +20,19 @@ import { ErrorCodes, PixelInfoError } from '../errors.js';
 import { checkKeyName, duplicateKeyName, hashApiKey, isWellFormedKey, newApiKey } from './keys.js';
 import { loadMigrations, migrate, type Migration, type MigrationDriver } from './migrate.js';
 import { clampLimit, searchWords, toTsQuery } from './search.js';
-import { checkEntry, checkItemIndex, checkNewJob, imageNotFound, isSuccess, jobNotFound, ownerValue, seesEverything } from './shared.js';
+import {
+  checkEmbedding,
+  checkEntry,
+  checkItemIndex,
+  checkNewJob,
+  entryConfidence,
+  imageNotFound,
+  isSuccess,
+  jobNotFound,
+  ownerValue,
+  seesEverything,
+  unitVector,
+} from './shared.js';
 import { makeThumbnail } from './thumbnail.js';
 import type {
   ApiKeyInfo,
@@ -30,6 +44,7 @@ import type {
   LibraryStore,
   NewEntry,
   SearchQuery,
+  StoredEmbedding,
   Viewer,
 } from './types.js';
 
@@ -53,6 +68,8 @@ interface ImageRow {
   caption: string;
   captions: LibraryCaption[];
   model: string;
+  confidence: number | null;
+  cosine?: number;
 }
 
 interface JobRow {
@@ -74,7 +91,7 @@ interface ItemRow {
 }
 
 // Queries that depend on the viewer take `$1` (sees everything) and `$2` (its key) first.
-const ENTRY_COLUMNS = 'i.id, i.created, i.width, i.height, i.format, i.caption, i.captions, i.model';
+const ENTRY_COLUMNS = 'i.id, i.created, i.width, i.height, i.format, i.caption, i.captions, i.model, i.confidence';
 const VISIBLE_IMAGE = '($1::boolean OR EXISTS (SELECT 1 FROM image_owners o WHERE o.image_id = i.id AND o.owner = $2))';
 const VISIBLE_JOB = '($1::boolean OR j.owner = $2)';
 const JOB_COLUMNS = 'j.id, j.owner, j.state, j.total, j.done, j.failed, j.created, j.finished, j.options';
@@ -116,18 +133,21 @@ export class PostgresLibrary implements LibraryStore {
     const caption = entry.captions[0]?.text ?? '';
     const captions = JSON.stringify(entry.captions);
     const captionsText = entry.captions.map((c) => c.text).join('\n');
+    const confidence = entryConfidence(entry);
+    const embedding = entry.embedding ? vectorLiteral(unitVector(entry.embedding.vector)) : null;
+    const embeddingModel = entry.embedding?.model ?? null;
     let thumbnail: Buffer | undefined;
     // Known image: new captions and owner (the row lock of the UPDATE orders this against a concurrent delete).
     // Otherwise insert it; a concurrent put may win the insert, or a delete remove it meanwhile: then again.
     for (let attempt = 0; attempt < 3; attempt++) {
       const recaptioned = await this.transaction(async (db) => {
-        const updated = await db.query('UPDATE images SET caption = $2, captions = $3, captions_text = $4, model = $5 WHERE id = $1', [
-          entry.id,
-          caption,
-          captions,
-          captionsText,
-          entry.model,
-        ]);
+        // An embedding stored before is kept when the new captioning brings none (it depends on the image alone).
+        const updated = await db.query(
+          `UPDATE images SET caption = $2, captions = $3, captions_text = $4, model = $5, confidence = $6,
+             embedding = coalesce($7::vector, embedding), embedding_model = CASE WHEN $7::vector IS NULL THEN embedding_model ELSE $8 END
+           WHERE id = $1`,
+          [entry.id, caption, captions, captionsText, entry.model, confidence, embedding, embeddingModel],
+        );
         if (updated.rowCount === 0) return false;
         await db.query('INSERT INTO image_owners (image_id, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING', [entry.id, owner]);
         return true;
@@ -136,9 +156,9 @@ export class PostgresLibrary implements LibraryStore {
       thumbnail ??= await makeThumbnail(entry.bytes);
       const inserted = await this.transaction(async (db) => {
         const result = await db.query(
-          `INSERT INTO images (id, width, height, format, caption, captions, captions_text, model, bytes, thumbnail)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
-          [entry.id, entry.width, entry.height, entry.format, caption, captions, captionsText, entry.model, entry.bytes, thumbnail],
+          `INSERT INTO images (id, width, height, format, caption, captions, captions_text, model, bytes, thumbnail, confidence, embedding, embedding_model)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::vector, $13) ON CONFLICT (id) DO NOTHING`,
+          [entry.id, entry.width, entry.height, entry.format, caption, captions, captionsText, entry.model, entry.bytes, thumbnail, confidence, embedding, embeddingModel],
         );
         if (result.rowCount === 0) return false;
         await db.query('INSERT INTO image_owners (image_id, owner) VALUES ($1, $2)', [entry.id, owner]);
@@ -176,6 +196,7 @@ export class PostgresLibrary implements LibraryStore {
   async search(query: SearchQuery, viewer: Viewer): Promise<LibraryEntry[]> {
     const limit = clampLimit(query.limit);
     const { words, onlyStopWords } = searchWords(query.q);
+    if (query.embedding && query.q?.trim()) return this.searchByMeaning(query.embedding, words, limit, viewer);
     if (onlyStopWords) return [];
     if (!words.length) {
       const { rows } = await this.pool.query<ImageRow>(
@@ -193,6 +214,33 @@ export class PostgresLibrary implements LibraryStore {
       [...visibility(viewer), toTsQuery(words), words.join(' '), limit],
     );
     return rows.map(toEntry);
+  }
+
+  /** The images of this matcher nearest to the query (cosine distance), then those without its embedding that match the words. */
+  private async searchByMeaning(query: StoredEmbedding, words: string[], limit: number, viewer: Viewer): Promise<LibraryEntry[]> {
+    checkEmbedding(query, 'the query embedding');
+    const vector = unitVector(query.vector);
+    const { rows } = await this.pool.query<ImageRow>(
+      `SELECT ${ENTRY_COLUMNS}, 1 - (i.embedding <=> $3::vector) AS cosine
+       FROM images i
+       WHERE i.embedding_model = $4 AND vector_dims(i.embedding) = $5 AND ${VISIBLE_IMAGE}
+       ORDER BY i.embedding <=> $3::vector, i.id
+       LIMIT $6`,
+      [...visibility(viewer), vectorLiteral(vector), query.model, vector.length, limit],
+    );
+    const found = rows.map(toEntry);
+    if (found.length < limit && words.length) {
+      const rest = await this.pool.query<ImageRow>(
+        `SELECT ${ENTRY_COLUMNS}
+         FROM images i, to_tsquery('english', $3) AS prefix, websearch_to_tsquery('english', $4) AS whole
+         WHERE i.search @@ prefix AND ${VISIBLE_IMAGE} AND i.embedding_model IS DISTINCT FROM $5
+         ORDER BY ts_rank(i.search, whole) DESC, ts_rank(i.search, prefix) DESC, i.created DESC, i.id
+         LIMIT $6`,
+        [...visibility(viewer), toTsQuery(words), words.join(' '), query.model, limit - found.length],
+      );
+      found.push(...rest.rows.map(toEntry));
+    }
+    return found;
   }
 
   async count(viewer: Viewer): Promise<number> {
@@ -440,6 +488,11 @@ function postgresMigrationDriver(client: pg.PoolClient): MigrationDriver {
   };
 }
 
+/** pgvector's text form of a vector: `[0.1,0.2,...]` (float32 values printed exactly). */
+function vectorLiteral(v: Float32Array): string {
+  return `[${Array.from(v).join(',')}]`;
+}
+
 /** The connection URL with its password masked (`postgres://user:***@host/db`). */
 export function redactUrl(url: string): string {
   try {
@@ -472,6 +525,8 @@ function toEntry(row: ImageRow): LibraryEntry {
     caption: row.caption,
     captions: row.captions,
     model: row.model,
+    confidence: row.confidence,
+    ...(row.cosine === undefined ? {} : { cosine: Math.max(-1, Math.min(1, Number(row.cosine))) }),
   };
 }
 
@@ -501,7 +556,13 @@ function openError(url: string, target: string, err: unknown): PixelInfoError {
   const sqlState = (err as { code?: unknown }).code;
   const password = passwordOf(url);
   const reason = scrub(err instanceof Error ? err.message : String(err), password);
-  if (err instanceof PixelInfoError) return new PixelInfoError(err.code, `library ${target}: ${reason}`, { subject: target, cause: err });
+  if (err instanceof PixelInfoError) {
+    // The server lacks pgvector (search by meaning needs it): say what to install.
+    const hint = /extension "vector"|vector\.control/.test(reason)
+      ? ' (the library needs the pgvector extension on the PostgreSQL server: scripts/setup.sh builds it, or use an image that has it, e.g. pgvector/pgvector:pg16)'
+      : '';
+    return new PixelInfoError(err.code, `library ${target}: ${reason}${hint}`, { subject: target, cause: err });
+  }
   const wrongArgument = (typeof sqlState === 'string' && (sqlState.startsWith('28') || sqlState === '3D000')) || err instanceof TypeError;
   return new PixelInfoError(wrongArgument ? ErrorCodes.INVALID_ARGUMENT : ErrorCodes.IO_ERROR, `cannot open the library database ${target}: ${reason || String(sqlState)}`, {
     subject: target,

@@ -7,7 +7,7 @@
  * before keys existed keeps an owner of its own and is not removed when a key that stored it too lets it go.
  */
 import { ErrorCodes, PixelInfoError } from '../errors.js';
-import type { JobItemResult, NewEntry, Viewer } from './types.js';
+import type { JobItemResult, NewEntry, StoredEmbedding, Viewer } from './types.js';
 
 /** The owner recorded for an image stored without an API key. */
 export const NO_KEY_OWNER = '';
@@ -29,6 +29,42 @@ export function checkEntry(entry: NewEntry): void {
   if (!Buffer.isBuffer(entry.bytes) || entry.bytes.length === 0) throw invalid('bytes', `image ${entry.id}: no bytes to store`);
   if (!Array.isArray(entry.captions)) throw invalid('captions', `image ${entry.id}: captions must be an array`);
   if (typeof entry.model !== 'string') throw invalid('model', `image ${entry.id}: model must be a string`);
+  entry.captions.forEach((c, i) => {
+    if (c.confidence !== undefined && !(Number.isFinite(c.confidence) && c.confidence >= 0 && c.confidence <= 1)) {
+      throw invalid('captions', `image ${entry.id}: caption ${i}: confidence must be a number from 0 to 1, got ${c.confidence}`);
+    }
+  });
+  if (entry.embedding) checkEmbedding(entry.embedding, `image ${entry.id}: embedding`);
+}
+
+/** Most dimensions of an embedding (pgvector stores at most 16000). */
+export const EMBEDDING_MAX_DIM = 16_000;
+
+export function checkEmbedding(embedding: StoredEmbedding, where: string): void {
+  if (typeof embedding.model !== 'string' || !embedding.model) throw invalid('embedding', `${where}: the matcher's id (model) is required`);
+  const v = embedding.vector;
+  if (!(v instanceof Float32Array || Array.isArray(v)) || v.length === 0 || v.length > EMBEDDING_MAX_DIM) {
+    throw invalid('embedding', `${where}: a vector of 1 to ${EMBEDDING_MAX_DIM} numbers is required`);
+  }
+  let norm = 0;
+  for (const x of v) {
+    if (!Number.isFinite(x)) throw invalid('embedding', `${where}: every component must be a finite number`);
+    norm += x * x;
+  }
+  if (norm === 0) throw invalid('embedding', `${where}: the zero vector has no direction`);
+}
+
+/** The vector scaled to unit length, as float32 (so that a dot product is the cosine). */
+export function unitVector(v: Float32Array | readonly number[]): Float32Array {
+  let norm = 0;
+  for (const x of v) norm += x * x;
+  norm = Math.sqrt(norm);
+  return Float32Array.from(v, (x) => x / norm);
+}
+
+/** The best caption's confidence of an entry, or null. */
+export function entryConfidence(entry: NewEntry): number | null {
+  return entry.captions[0]?.confidence ?? null;
 }
 
 export function checkNewJob(job: { id: string; sources: string[] }): void {

@@ -6,6 +6,11 @@
  *
  * better-sqlite3 is synchronous; each method does its work in one synchronous step (the thumbnail, made by
  * sharp, is the one await), so within a process every transaction is atomic without further locking.
+ *
+ * Search by meaning is brute force: the embeddings of the current matcher (float32 BLOBs) are kept in memory as
+ * one matrix, read again when the file changed (`PRAGMA data_version` tells of other processes' commits, a
+ * counter of this connection's own), and every one is compared with the query (a dot product: both are unit
+ * length). 10,000 images of D = 256 take about 2 ms and 10 MB.
  * Library files made before migrations existed open as they are: see migrations/sqlite/.
  */
 import type Database from 'better-sqlite3';
@@ -15,7 +20,19 @@ import { asPixelInfoError, ErrorCodes, PixelInfoError } from '../errors.js';
 import { checkKeyName, duplicateKeyName, hashApiKey, isWellFormedKey, newApiKey } from './keys.js';
 import { loadMigrations, migrate, type Migration, type MigrationDriver } from './migrate.js';
 import { clampLimit, searchWords, toFtsQuery } from './search.js';
-import { checkEntry, checkItemIndex, checkNewJob, imageNotFound, isSuccess, jobNotFound, ownerValue, seesEverything } from './shared.js';
+import {
+  checkEmbedding,
+  checkEntry,
+  checkItemIndex,
+  checkNewJob,
+  entryConfidence,
+  imageNotFound,
+  isSuccess,
+  jobNotFound,
+  ownerValue,
+  seesEverything,
+  unitVector,
+} from './shared.js';
 import { makeThumbnail } from './thumbnail.js';
 import type {
   ApiKeyInfo,
@@ -44,6 +61,16 @@ interface ImageRow {
   caption: string;
   captions_json: string;
   model: string;
+  confidence: number | null;
+}
+
+/** The embeddings of one matcher, as one matrix (row r: the image ids[r]), and the database state it was read at. */
+interface EmbeddingIndex {
+  model: string;
+  version: string;
+  dim: number;
+  ids: string[];
+  matrix: Float32Array;
 }
 
 interface KeyRow {
@@ -78,7 +105,7 @@ interface Visibility {
   key: string;
 }
 
-const ENTRY_COLUMNS = 'i.id, i.created, i.width, i.height, i.format, i.caption, i.captions_json, i.model';
+const ENTRY_COLUMNS = 'i.id, i.created, i.width, i.height, i.format, i.caption, i.captions_json, i.model, i.confidence';
 const VISIBLE_IMAGE = '(@all = 1 OR EXISTS (SELECT 1 FROM image_owners o WHERE o.image_id = i.id AND o.owner = @key))';
 const VISIBLE_JOB = '(@all = 1 OR j.owner = @key)';
 const JOB_COLUMNS = 'j.id, j.owner, j.state, j.total, j.done, j.failed, j.created, j.finished, j.options_json';
@@ -86,6 +113,9 @@ const JOB_COLUMNS = 'j.id, j.owner, j.state, j.total, j.done, j.failed, j.create
 export class SqliteLibrary implements LibraryStore {
   readonly kind = 'sqlite' as const;
   private readonly sql;
+  /** Writes to images by this connection (PRAGMA data_version counts only the others'). */
+  private writes = 0;
+  private embeddings: EmbeddingIndex | undefined;
 
   private constructor(
     /** The file, as given (or ':memory:'). */
@@ -97,10 +127,15 @@ export class SqliteLibrary implements LibraryStore {
       hasImage: prepare<[string], { one: 1 }>('SELECT 1 AS one FROM images WHERE id = ?'),
       hasCaptions: prepare<[string, string], { one: 1 }>('SELECT 1 AS one FROM images WHERE id = ? AND model = ?'),
       insertImage: prepare(
-        `INSERT INTO images (id, created, width, height, format, caption, captions_json, model, bytes, thumbnail)
-         VALUES (@id, @created, @width, @height, @format, @caption, @captions_json, @model, @bytes, @thumbnail)`,
+        `INSERT INTO images (id, created, width, height, format, caption, captions_json, model, confidence, embedding, embedding_model, bytes, thumbnail)
+         VALUES (@id, @created, @width, @height, @format, @caption, @captions_json, @model, @confidence, @embedding, @embedding_model, @bytes, @thumbnail)`,
       ),
-      updateCaptions: prepare('UPDATE images SET caption = @caption, captions_json = @captions_json, model = @model WHERE id = @id'),
+      // An embedding stored before is kept when the new captioning brings none (it depends on the image alone).
+      updateCaptions: prepare(
+        `UPDATE images SET caption = @caption, captions_json = @captions_json, model = @model, confidence = @confidence,
+           embedding = coalesce(@embedding, embedding), embedding_model = CASE WHEN @embedding IS NULL THEN embedding_model ELSE @embedding_model END
+         WHERE id = @id`,
+      ),
       deleteImage: prepare<[string]>('DELETE FROM images WHERE id = ?'),
       ftsDelete: prepare<[string]>('DELETE FROM images_fts WHERE id = ?'),
       ftsInsert: prepare<[string, string]>('INSERT INTO images_fts (id, text) VALUES (?, ?)'),
@@ -116,6 +151,13 @@ export class SqliteLibrary implements LibraryStore {
          WHERE images_fts MATCH @match AND ${VISIBLE_IMAGE}
          ORDER BY bm25(images_fts), i.created DESC, i.id LIMIT @limit`,
       ),
+      searchUnembedded: prepare<Visibility & { match: string; limit: number; model: string }, ImageRow>(
+        `SELECT ${ENTRY_COLUMNS} FROM images_fts f JOIN images i ON i.id = f.id
+         WHERE images_fts MATCH @match AND ${VISIBLE_IMAGE} AND (i.embedding_model IS NULL OR i.embedding_model <> @model)
+         ORDER BY bm25(images_fts), i.created DESC, i.id LIMIT @limit`,
+      ),
+      embeddings: prepare<[string], { id: string; embedding: Buffer }>('SELECT id, embedding FROM images WHERE embedding_model = ? ORDER BY id'),
+      ownedIds: prepare<[string], { image_id: string }>('SELECT image_id FROM image_owners WHERE owner = ?'),
       countAll: prepare<[], { n: number }>('SELECT count(*) AS n FROM images'),
       countOwned: prepare<[string], { n: number }>('SELECT count(*) AS n FROM image_owners WHERE owner = ?'),
       bytesAll: prepare<[], { n: number | null }>('SELECT sum(length(bytes)) AS n FROM images'),
@@ -185,9 +227,19 @@ export class SqliteLibrary implements LibraryStore {
   async put(entry: NewEntry): Promise<{ created: boolean }> {
     checkEntry(entry);
     const owner = ownerValue(entry.owner);
-    const captions = { id: entry.id, caption: entry.captions[0]?.text ?? '', captions_json: JSON.stringify(entry.captions), model: entry.model };
+    const embedding = entry.embedding ? unitVector(entry.embedding.vector) : undefined;
+    const captions = {
+      id: entry.id,
+      caption: entry.captions[0]?.text ?? '',
+      captions_json: JSON.stringify(entry.captions),
+      model: entry.model,
+      confidence: entryConfidence(entry),
+      embedding: embedding ? Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength) : null,
+      embedding_model: entry.embedding?.model ?? null,
+    };
     const ftsText = entry.captions.map((c) => c.text).join('\n');
     const recaption = () => {
+      this.writes++;
       this.sql.updateCaptions.run(captions);
       this.sql.ftsDelete.run(entry.id);
       this.sql.ftsInsert.run(entry.id, ftsText);
@@ -210,6 +262,7 @@ export class SqliteLibrary implements LibraryStore {
           recaption();
           return { created: false };
         }
+        this.writes++;
         this.sql.insertImage.run({
           ...captions,
           created: new Date().toISOString(),
@@ -247,11 +300,59 @@ export class SqliteLibrary implements LibraryStore {
   async search(query: SearchQuery, viewer: Viewer): Promise<LibraryEntry[]> {
     const limit = clampLimit(query.limit);
     const { words, onlyStopWords } = searchWords(query.q);
+    if (query.embedding && query.q?.trim()) return this.searchByMeaning(query.embedding, words, limit, viewer);
     if (onlyStopWords) return [];
     const rows = words.length
       ? this.sql.search.all({ match: toFtsQuery(words), limit, ...visibility(viewer) })
       : this.sql.recent.all({ limit, ...visibility(viewer) });
     return rows.map(toEntry);
+  }
+
+  /** The images of this matcher most similar to the query, then those without its embedding that match the words. */
+  private searchByMeaning(query: SearchQuery['embedding'] & object, words: string[], limit: number, viewer: Viewer): LibraryEntry[] {
+    checkEmbedding(query, 'the query embedding');
+    const q = unitVector(query.vector);
+    const index = this.embeddingIndex(query.model);
+    const found: LibraryEntry[] = [];
+    if (index && index.dim === q.length) {
+      const owned = seesEverything(viewer) ? undefined : new Set(this.sql.ownedIds.all(viewer.keyId!).map((r) => r.image_id));
+      const scored: Array<{ row: number; cosine: number }> = [];
+      for (let row = 0; row < index.ids.length; row++) {
+        if (owned && !owned.has(index.ids[row])) continue;
+        let dot = 0;
+        const base = row * index.dim;
+        for (let d = 0; d < index.dim; d++) dot += index.matrix[base + d] * q[d];
+        scored.push({ row, cosine: dot });
+      }
+      scored.sort((a, b) => b.cosine - a.cosine || (index.ids[a.row] < index.ids[b.row] ? -1 : 1));
+      for (const { row, cosine } of scored) {
+        if (found.length >= limit) break;
+        const entry = this.sql.get.get({ id: index.ids[row], ...visibility(viewer) }); // gone meanwhile: skipped
+        if (entry) found.push({ ...toEntry(entry), cosine: Math.max(-1, Math.min(1, cosine)) });
+      }
+    }
+    if (found.length < limit && words.length) {
+      const rest = this.sql.searchUnembedded.all({ match: toFtsQuery(words), limit: limit - found.length, model: query.model, ...visibility(viewer) });
+      found.push(...rest.map(toEntry));
+    }
+    return found;
+  }
+
+  /** The embeddings of `model` as one matrix, read again only when the database changed since. */
+  private embeddingIndex(model: string): EmbeddingIndex | undefined {
+    const version = `${this.db.pragma('data_version', { simple: true }) as number}:${this.writes}`;
+    if (this.embeddings?.model === model && this.embeddings.version === version) return this.embeddings;
+    const rows = this.sql.embeddings.all(model);
+    if (!rows.length) {
+      this.embeddings = undefined;
+      return undefined;
+    }
+    const dim = rows[0].embedding.length / 4;
+    const kept = rows.filter((r) => r.embedding.length === dim * 4);
+    const matrix = new Float32Array(kept.length * dim);
+    kept.forEach((r, i) => matrix.set(new Float32Array(r.embedding.buffer.slice(r.embedding.byteOffset, r.embedding.byteOffset + r.embedding.length)), i * dim));
+    this.embeddings = { model, version, dim, ids: kept.map((r) => r.id), matrix };
+    return this.embeddings;
   }
 
   async count(viewer: Viewer): Promise<number> {
@@ -273,6 +374,7 @@ export class SqliteLibrary implements LibraryStore {
   async delete(id: string, viewer: Viewer): Promise<boolean> {
     return this.db
       .transaction(() => {
+        this.writes++;
         if (!seesEverything(viewer)) {
           if (this.sql.removeOwner.run(id, viewer.keyId!).changes === 0) return false;
           if (this.sql.ownerCount.get(id)!.n > 0) return true;
@@ -445,6 +547,7 @@ function toEntry(row: ImageRow): LibraryEntry {
     caption: row.caption,
     captions: JSON.parse(row.captions_json) as LibraryCaption[],
     model: row.model,
+    confidence: row.confidence,
   };
 }
 

@@ -5,7 +5,9 @@
  *
  * What is stored:
  *   images     one row per distinct image, keyed by the SHA-256 of its bytes: original bytes, thumbnail, size,
- *              format, and the captions of the model that captioned it (`model`), with full-text search
+ *              format, and the captions of the model that captioned it (`model`), with full-text search; when an
+ *              image–text matcher was loaded, the best caption's confidence and the image's embedding (semantic
+ *              search: SQLite compares every stored embedding, PostgreSQL uses pgvector)
  *   owners     which API keys stored an image (a key sees only its own images; an admin key sees all)
  *   api_keys   hashed API keys (the plain key is shown once, at creation)
  *   jobs       batch captioning jobs and their items (one per input), the source of truth for job progress:
@@ -27,6 +29,18 @@ export const EVERYONE: Viewer = Object.freeze({ keyId: null, admin: true });
 export interface LibraryCaption {
   text: string;
   score: number;
+  /** The matcher's calibrated probability that the caption describes the image (0..1); absent without a matcher. */
+  confidence?: number;
+}
+
+/**
+ * An image's embedding in the matcher's space (unit length), and which matcher made it: embeddings of different
+ * matchers are never compared.
+ */
+export interface StoredEmbedding {
+  /** The matcher's id (its card name and a hash of its files). */
+  model: string;
+  vector: Float32Array | readonly number[];
 }
 
 export interface LibraryEntry {
@@ -43,6 +57,10 @@ export interface LibraryEntry {
   captions: LibraryCaption[];
   /** The model that wrote the captions (model card name and a hash of its files): a resubmission by the same model is not recomputed. */
   model: string;
+  /** The best caption's confidence (0..1, from the image–text matcher); null when it was captioned without one. */
+  confidence: number | null;
+  /** Only in a search by meaning: the cosine of the image's embedding and the query's (-1..1). */
+  cosine?: number;
 }
 
 export interface NewEntry {
@@ -55,6 +73,11 @@ export interface NewEntry {
   model: string;
   /** The API key storing it (null without keys). */
   owner: string | null;
+  /**
+   * The image's embedding, for search by meaning. Absent or null: an embedding stored before is kept (it depends
+   * on the image and the matcher only, not on the captions).
+   */
+  embedding?: StoredEmbedding | null;
 }
 
 export interface SearchQuery {
@@ -62,6 +85,12 @@ export interface SearchQuery {
   q?: string;
   /** 1..100, default 24. */
   limit?: number;
+  /**
+   * Search by meaning: the query's embedding (the matcher's text embedding of `q`). Images with an embedding of
+   * the same matcher come first, most similar (highest cosine) first, each with its `cosine`; then images without
+   * one whose captions match the words of `q`. Without it (or with an empty `q`): search by words.
+   */
+  embedding?: StoredEmbedding;
 }
 
 export interface ApiKeyInfo {

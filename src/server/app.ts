@@ -40,6 +40,7 @@ import { scorePlugin } from './plugins/score.js';
 import { webPlugin } from './plugins/web.js';
 import { modelFilesPlugin, type ModelFilesOptions } from './plugins/model-files.js';
 import { jobsPlugin } from './plugins/jobs.js';
+import { matchPlugin } from './plugins/match.js';
 import type { ServerQueue } from '../queue/server-queue.js';
 
 export const SERVER_DEFAULTS = {
@@ -191,7 +192,8 @@ export async function buildServer(options: ServerOptions): Promise<PixelInfoServ
   });
   const quota = new LibraryQuota(library, { totalBytes: cfg.quotaBytes, perKeyBytes: cfg.keyQuotaBytes });
   await app.register(captionsPlugin, { timeoutMs: cfg.timeoutMs, bodyLimit: cfg.bodyLimit, admission, quota });
-  await app.register(libraryPlugin);
+  await app.register(libraryPlugin, { timeoutMs: cfg.timeoutMs });
+  await app.register(matchPlugin, { timeoutMs: cfg.timeoutMs, bodyLimit: cfg.bodyLimit, admission });
   await app.register(scorePlugin);
   await app.register(modelPlugin, { timeoutMs: cfg.timeoutMs });
   await app.register(healthPlugin);

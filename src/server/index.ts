@@ -1,8 +1,11 @@
 /** The HTTP server with the real Captioner: what `pixel-info serve` and the load benchmark start. */
-import { defaultLibraryPath, modelIdOf } from '../library/index.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { defaultLibraryPath, matcherIdOf, modelIdOf } from '../library/index.js';
+import { parseMatcherCard } from '../match/card.js';
 import { Captioner, defaultModelDir, type CaptionerOptions } from '../pipeline/captioner.js';
 import { buildServer, SERVER_DEFAULTS, type PixelInfoServer, type ServerOptions } from './app.js';
-import type { CaptionEngine } from './engine.js';
+import type { CaptionEngine, EngineMatcher } from './engine.js';
 
 export { buildServer, SERVER_DEFAULTS, type PixelInfoServer, type ServerOptions } from './app.js';
 export { toHttpError } from './http-errors.js';
@@ -25,6 +28,10 @@ export interface StartOptions extends Omit<ServerOptions, 'loadEngine' | 'librar
   maxPixels?: number;
   /** onnxruntime threads; default all cores. */
   threads?: number;
+  /** Image–text matcher directory (Captioner's matcherDir); default models/flickr8k-match when it exists. */
+  matcherDir?: string;
+  /** false: no matcher (no confidence, no /v1/match, library search by words only). */
+  matcher?: boolean;
 }
 
 /** Builds the server around a Captioner (loaded in the background: /readyz turns 200 when done) and listens. */
@@ -40,6 +47,8 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
         modelDir: options.modelDir ?? defaultModelDir(),
         threads: options.threads,
         int8Decoder: options.int8Decoder,
+        matcherDir: options.matcherDir,
+        matcher: options.matcher,
         batchSize: maxBatch,
         limits: { maxPixels: options.maxPixels ?? SERVER_MAX_PIXELS, maxBytes: bodyLimit },
       }),
@@ -53,14 +62,37 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
   }
 }
 
-/** A Captioner as the server's engine, with the model id its captions are stored under (modelIdOf). */
-async function loadCaptionEngine(options: CaptionerOptions): Promise<CaptionEngine> {
+/**
+ * A Captioner as the server's engine, with the model id its captions are stored under (modelIdOf) and, when it
+ * has an image–text matcher, that matcher's id, size and calibration (confidence, /v1/match, search by meaning).
+ */
+export async function loadCaptionEngine(options: CaptionerOptions = {}): Promise<CaptionEngine> {
   const captioner = await Captioner.load(options);
   try {
     const modelId = await modelIdOf(captioner.modelDir, { int8Decoder: options.int8Decoder });
-    return { card: captioner.card, modelId, caption: (inputs, generation) => captioner.caption(inputs, generation), release: () => captioner.release() };
+    const info = captioner.matcherInfo;
+    const matching = info ? await engineMatcher(info.dir) : undefined;
+    return {
+      card: captioner.card,
+      modelId,
+      caption: (inputs, generation) => captioner.caption(inputs, generation),
+      ...(matching && {
+        matching,
+        match: (image: Buffer, texts: readonly string[]) => captioner.match(image, texts),
+        embedTexts: (texts: readonly string[]) => captioner.embedTexts(texts),
+      }),
+      release: () => captioner.release(),
+    };
   } catch (err) {
     await captioner.release();
     throw err;
   }
+}
+
+/** What the server needs to know of the matcher in `dir`: its id (for stored embeddings), name, size and calibration. */
+export async function engineMatcher(dir: string): Promise<EngineMatcher> {
+  const file = join(dir, 'model-card.json');
+  const card = parseMatcherCard(JSON.parse(await readFile(file, 'utf8')), file);
+  const id = await matcherIdOf(dir);
+  return { id, name: card.name ?? id.split('@')[0], dim: card.embeddingDim, calibration: { a: card.calibration.a, b: card.calibration.b } };
 }

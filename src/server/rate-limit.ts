@@ -2,7 +2,7 @@
  * Per-key rate limits on the `/v1` routes (@fastify/rate-limit), counted per API key id, or per client
  * address when no keys are configured. Two budgets per key and window:
  *
- *   captioning   POST /v1/captions and POST /v1/jobs (model time)         `max` (default 120 a minute)
+ *   captioning   POST /v1/captions, /v1/jobs and /v1/match (model time)  `max` (default 120 a minute)
  *   other        every other /v1 request (search, entries, thumbnails...)  `readMax` (default 10 × max)
  *
  * Past its budget a request gets 429 RATE_LIMITED with `Retry-After` (seconds until the window ends); every
@@ -34,7 +34,7 @@ export const RATE_LIMIT_DEFAULTS = {
 } as const;
 
 /** Routes that run the model: the captioning budget. */
-const CAPTIONING_ROUTES = new Set(['POST /v1/captions', 'POST /v1/jobs']);
+const CAPTIONING_ROUTES = new Set(['POST /v1/captions', 'POST /v1/jobs', 'POST /v1/match']);
 
 /** Where the counters of every replica are kept, in Redis. */
 const REDIS_NAMESPACE = 'pixel-info:rate-limit:';

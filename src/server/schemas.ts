@@ -8,10 +8,10 @@ import { z } from 'zod';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import { DEFAULT_GENERATION } from '../decoder/generation.js';
 import { modelCardSchema } from '../decoder/model-card.js';
-import { LIMITS } from './limits.js';
+import { LIMITS, LOW_CONFIDENCE } from './limits.js';
 import { ALT_TEXT_MAX } from '../text/alt-text.js';
 
-export { LIMITS };
+export { LIMITS, LOW_CONFIDENCE };
 
 // --- request fields -----------------------------------------------------------------------------------------------
 
@@ -83,6 +83,14 @@ export const captionSchema = z.object({
     .array(z.array(z.array(z.number())))
     .optional()
     .describe('Only with attention=true: per token, 7 rows of 7 weights over the image (row-major, they sum to 1)'),
+  confidence: z
+    .number()
+    .min(0)
+    .max(1)
+    .optional()
+    .describe(
+      `Only when the server has an image–text matcher: its calibrated probability (0..1) that the caption describes this image. Below ${LOW_CONFIDENCE} the web page marks the caption as low confidence.`,
+    ),
 });
 
 const libraryLinksSchema = z.object({
@@ -111,15 +119,27 @@ export const captionResponseSchema = z.object({
     })
     .describe('Milliseconds; the stage times of a batch are shared evenly among its images'),
   library: libraryLinksSchema.nullable().describe('Where the stored image is; null with store=false, or when it could not be stored'),
+  matcher: z.string().nullable().optional().describe("The image–text matcher's name (which gave `confidence`); null without one"),
 });
 
 // --- library ------------------------------------------------------------------------------------------------------
+
+export const SEARCH_MODES = ['meaning', 'words'] as const;
+export type SearchMode = (typeof SEARCH_MODES)[number];
 
 export const libraryQuerySchema = z
   .object({
     q: textField((text) => text, z.string().max(LIMITS.queryChars, `must be at most ${LIMITS.queryChars} characters`))
       .optional()
-      .describe('Words that must all occur (as word prefixes) in a caption of the image; empty: newest first'),
+      .describe('What to look for: a description (mode=meaning) or words that must all occur, as word prefixes, in a caption of the image (mode=words); empty: newest first'),
+    mode: textField(
+      (text) => text.toLowerCase(),
+      z.enum(SEARCH_MODES, { errorMap: () => ({ message: `must be ${SEARCH_MODES.join(' or ')}` }) }),
+    )
+      .optional()
+      .describe(
+        'meaning: images ranked by how well q describes them (the image–text matcher: cosine of the stored image embedding and the embedded query), then images without an embedding whose captions match the words; words: full-text search of the captions. Default: meaning when the server has a matcher, else words.',
+      ),
     limit: intField(1, LIMITS.libraryLimit).optional().describe('Most images returned. Default 24.'),
   })
   .strict();
@@ -139,9 +159,22 @@ export const libraryEntrySchema = z
     height: z.number().int(),
     format: z.string(),
     caption: z.string().describe('The best caption'),
-    captions: z.array(z.object({ text: z.string(), score: z.number() })).describe('Every caption of the latest request, best first'),
+    captions: z
+      .array(z.object({ text: z.string(), score: z.number(), confidence: z.number().optional().describe('With a matcher: 0..1') }))
+      .describe('Every caption of the latest request, best first'),
+    confidence: z.number().nullable().describe("The best caption's confidence (0..1) from the image–text matcher; null when captioned without one"),
   })
   .merge(libraryLinksSchema);
+
+export const matchOfEntrySchema = z
+  .object({
+    score: z.number().describe('Calibrated probability (0..1) that the query describes the image'),
+    logit: z.number(),
+    cosine: z.number().describe('Cosine of the image and query embeddings'),
+  })
+  .describe('Only in a search by meaning, for images ranked by their embedding');
+
+export const librarySearchItemSchema = libraryEntrySchema.extend({ match: matchOfEntrySchema.optional() });
 
 /**
  * A binary response (an image): fastify sends a Buffer as it is, never through a serializer. The route documents
@@ -154,9 +187,55 @@ export const noContentSchema = z.null();
 
 export const librarySearchSchema = z.object({
   query: z.string(),
+  mode: z.enum(SEARCH_MODES).describe('How the images were found (an empty query lists the newest, in either mode)'),
   count: z.number().int().describe('Images returned'),
   total: z.number().int().describe('Images in the library'),
-  items: z.array(libraryEntrySchema).describe('Best match first (newest first for an empty query)'),
+  items: z
+    .array(librarySearchItemSchema)
+    .describe('Best match first (newest first for an empty query); by meaning: the images ranked by `match.score`, then the word matches without an embedding'),
+});
+
+// --- match --------------------------------------------------------------------------------------------------------
+
+const sentenceSchema = z
+  .string({ invalid_type_error: 'each text must be a string' })
+  .max(LIMITS.sentenceChars, `each text must be at most ${LIMITS.sentenceChars} characters`);
+
+const MATCH_JSON_HINT = 'send a JSON body {"image": "<base64>", "texts": ["..."]} (or {"imageId": "<library id>", ...}), or a multipart form';
+
+export const matchTextsSchema = z
+  .array(sentenceSchema, { required_error: 'is required (an array of sentences)', invalid_type_error: 'must be an array of strings' })
+  .min(1, 'needs at least one sentence')
+  .max(LIMITS.matchTexts, `at most ${LIMITS.matchTexts} sentences`)
+  .describe('The sentences to score against the image, each scored on its own');
+
+/** The JSON form of POST /v1/match: the image inline (base64) or a stored one by id. */
+export const matchJsonBodySchema = z
+  .object(
+    {
+      image: z.string().min(1, 'must not be empty').optional().describe('The image bytes, base64'),
+      imageId: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'must be the 64-hex-digit SHA-256 of an image')
+        .optional()
+        .describe('Instead of `image`: an image of your library, by id'),
+      texts: matchTextsSchema,
+    },
+    { required_error: MATCH_JSON_HINT, invalid_type_error: MATCH_JSON_HINT },
+  )
+  .strict()
+  .refine((b) => (b.image === undefined) !== (b.imageId === undefined), { message: 'give exactly one of image and imageId', path: ['image'] });
+
+export const matchResultSchema = z.object({
+  text: z.string(),
+  score: z.number().describe('Calibrated probability (0..1) that the sentence describes the image (see the matcher card)'),
+  logit: z.number().describe('a·cosine + b, the calibration of the matcher card'),
+  cosine: z.number().describe('Cosine of the image and sentence embeddings'),
+});
+
+export const matchResponseSchema = z.object({
+  matcher: z.string().describe("The matcher card's name"),
+  results: z.array(matchResultSchema).describe('One per text, in the order given'),
 });
 
 // --- score --------------------------------------------------------------------------------------------------------
@@ -233,6 +312,7 @@ export const NAMED_SCHEMAS = {
   CaptionResponse: captionResponseSchema,
   LibraryEntry: libraryEntrySchema,
   LibrarySearch: librarySearchSchema,
+  MatchResponse: matchResponseSchema,
   ScoreResponse: scoreResponseSchema,
   ModelCard: modelCardSchema,
 } as const;

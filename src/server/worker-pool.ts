@@ -3,8 +3,9 @@
  * worker computes, the main thread keeps answering /healthz, uploads and everything else.
  *
  * Bounded on every side: `size` threads, started on first use; at most `maxPending` tasks waiting (more: 503
- * OVERLOADED at once); each task at most `timeoutMs` (then its thread is terminated and replaced, and the caller
- * gets TIMEOUT). A thread that dies is replaced; its task fails with INTERNAL.
+ * OVERLOADED at once); each task at most `timeoutMs` of computation (then its thread is terminated and replaced, and
+ * the caller gets TIMEOUT) — counted from when its thread has loaded its module, which a new thread may take up to
+ * a minute to do (compiling `.ts` sources on a busy machine took over 5 s in CI; that is start-up, not work). A thread that dies is replaced; its task fails with INTERNAL.
  *
  * The worker module answers `{ id, input }` messages with `{ id, output }` or `{ id, error: { code, message } }`
  * (see ./score-worker.ts). Run from the TypeScript sources, a thread registers tsx before importing it.
@@ -31,11 +32,16 @@ interface Task<I, O> {
 
 interface Thread<I, O> {
   worker: Worker;
+  /** The entry module has loaded: tasks run (and their time limit counts) only from then on. */
+  ready: boolean;
   task?: Task<I, O>;
   timer?: NodeJS.Timeout;
 }
 
-type Reply<O> = { id: number; output: O } | { id: number; error: { code: ErrorCode; message: string } };
+/** How long a new thread may take to load its entry (tsx compiles `.ts` sources on a busy machine slowly). */
+const STARTUP_LIMIT_MS = 60_000;
+
+type Reply<O> = { id: number; output: O } | { id: number; error: { code: ErrorCode; message: string } } | { ready: true };
 
 /** Starts a thread on `entry`; `.ts` sources get tsx registered first (the main thread's loader is not inherited). */
 const BOOTSTRAP = `
@@ -43,6 +49,7 @@ const { workerData } = require('node:worker_threads');
 (async () => {
   if (workerData.tsx) (await import(workerData.tsx)).register();
   await import(workerData.entry);
+  require('node:worker_threads').parentPort.postMessage({ ready: true });
 })();
 `;
 
@@ -86,11 +93,17 @@ export class WorkerPool<I, O> {
         if (this.threads.length >= this.options.size) return;
         thread = this.spawn();
       }
-      const task = this.waiting.shift()!;
-      thread.task = task;
-      thread.timer = setTimeout(() => this.timeOut(thread!), this.options.timeoutMs);
-      thread.worker.postMessage({ id: task.id, input: task.input });
+      thread.task = this.waiting.shift()!;
+      if (thread.ready) this.start(thread);
     }
+  }
+
+  /** Sends the thread its task; the task's time limit starts now (not while the thread was still loading). */
+  private start(thread: Thread<I, O>): void {
+    const task = thread.task!;
+    clearTimeout(thread.timer);
+    thread.timer = setTimeout(() => this.timeOut(thread), this.options.timeoutMs);
+    thread.worker.postMessage({ id: task.id, input: task.input });
   }
 
   private spawn(): Thread<I, O> {
@@ -98,8 +111,18 @@ export class WorkerPool<I, O> {
     const tsx = entry.pathname.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : undefined;
     const worker = new Worker(BOOTSTRAP, { eval: true, execArgv: [], workerData: { entry: entry.href, tsx } });
     worker.unref(); // an idle pool never keeps the process alive
-    const thread: Thread<I, O> = { worker };
-    worker.on('message', (reply: Reply<O>) => this.settle(thread, reply));
+    const thread: Thread<I, O> = { worker, ready: false };
+    thread.timer = setTimeout(
+      () => this.fail(thread, new PixelInfoError(ErrorCodes.INTERNAL, `${this.options.name} worker did not start within ${STARTUP_LIMIT_MS} ms`)),
+      STARTUP_LIMIT_MS,
+    );
+    worker.on('message', (reply: Reply<O>) => {
+      if ('ready' in reply) {
+        thread.ready = true;
+        clearTimeout(thread.timer);
+        if (thread.task) this.start(thread);
+      } else this.settle(thread, reply);
+    });
     worker.on('error', (err) => this.fail(thread, new PixelInfoError(ErrorCodes.INTERNAL, `${this.options.name} worker failed: ${err.message}`, { cause: err })));
     worker.on('exit', () => this.fail(thread, new PixelInfoError(ErrorCodes.INTERNAL, `${this.options.name} worker exited`)));
     this.threads.push(thread);

@@ -42,6 +42,8 @@ export interface ItemContext {
   caption: (bytes: Buffer, generation: GenerationConfig, source: string) => Promise<CaptionResult>;
   /** The identity of the captioning model (src/worker/model-id.ts). */
   modelId: string;
+  /** The identity of the image–text matcher whose embeddings the captions come with (`matcherIdOf`), if any. */
+  matcherId?: string;
   card: ModelCard;
 }
 
@@ -60,16 +62,17 @@ export async function processItem(item: ItemData, ctx: ItemContext): Promise<Ite
     if (reuse) {
       await ctx.store.addOwner(id, item.owner);
     } else {
-      const { image, captions } = await ctx.caption(bytes, generation, item.source);
+      const { image, captions, embedding } = await ctx.caption(bytes, generation, item.source);
       await ctx.store.put({
         id,
         bytes,
         width: image.width,
         height: image.height,
         format: image.format,
-        captions: captions.map((c) => ({ text: c.text, score: c.score })),
+        captions: captions.map((c) => ({ text: c.text, score: c.score, ...(c.confidence === undefined ? {} : { confidence: c.confidence }) })),
         model: ctx.modelId,
         owner: item.owner,
+        embedding: ctx.matcherId && embedding ? { model: ctx.matcherId, vector: embedding } : undefined,
       });
     }
     await ctx.store.recordItem(item.jobId, item.index, { imageId: id });

@@ -71,6 +71,11 @@ export interface CaptionWorkerOptions {
   engine: CaptionEngine;
   /** The identity of the engine's model (src/worker/model-id.ts). */
   modelId: string;
+  /**
+   * The id of the engine's image–text matcher (`matcherIdOf`), when it has one: then every batch asks for the
+   * image embeddings, and the library stores them with it (search by meaning); captions carry `confidence` anyway.
+   */
+  matcherId?: string;
   concurrency?: number;
   interactiveConcurrency?: number;
   /** Most images per encoder/decoder batch. */
@@ -137,7 +142,7 @@ export class CaptionWorker {
       worker: async (items) => {
         const outcomes = await engine.caption(
           items.map((i) => i.bytes),
-          items[0].generation,
+          options.matcherId ? { ...items[0].generation, returnEmbedding: true } : items[0].generation,
         );
         return outcomes.map((o, i) => ('error' in o ? new PixelInfoError(o.error.code, renameSource(o.error.message, items[i].source), { subject: items[i].source }) : o));
       },
@@ -153,7 +158,7 @@ export class CaptionWorker {
     });
     const caption = async (bytes: Buffer, generation: GenerationConfig, source: string) => (await batcher.submit({ bytes, generation, source })).result;
     const reader = new SourceReader(options.s3, options.maxBytes);
-    const ctx: ItemContext = { store: options.store, read: (s) => reader.read(s), caption, modelId: options.modelId, card: engine.card };
+    const ctx: ItemContext = { store: options.store, read: (s) => reader.read(s), caption, modelId: options.modelId, matcherId: options.matcherId, card: engine.card };
 
     const workerOptions = {
       prefix: QUEUE_PREFIX,

@@ -10,7 +10,12 @@
  *   const url = await pg.createSchema();         // or, ten times faster: an empty schema, used through search_path
  *
  * The binaries are looked for in $PIXEL_INFO_PG_BIN, then /usr/lib/postgresql/<newest>/bin, then on PATH. Tests
- * skip only when none are found; any other failure to start is an error, with the server's log.
+ * skip only when none are found, or when the pgvector extension the library needs is not installed for them
+ * (scripts/setup.sh builds it); any other failure to start is an error, with the server's log.
+ *
+ * pgvector is created once in the default database's `public` schema, and a schema's search_path is
+ * `NAME, public`: an extension exists once per database, and its type and operators must be visible from every
+ * test's schema (the library's own `CREATE EXTENSION IF NOT EXISTS vector` then finds it there).
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -44,9 +49,11 @@ export interface TestPostgres {
 export const POSTGRES_BIN: string | undefined = findBinaries();
 
 /** Why PostgreSQL tests skip here, or false when they run. */
-export const POSTGRES_SKIP: string | false = POSTGRES_BIN
-  ? false
-  : 'PostgreSQL is not installed (no initdb/pg_ctl in $PIXEL_INFO_PG_BIN, /usr/lib/postgresql/*/bin or PATH)';
+export const POSTGRES_SKIP: string | false = !POSTGRES_BIN
+  ? 'PostgreSQL is not installed (no initdb/pg_ctl in $PIXEL_INFO_PG_BIN, /usr/lib/postgresql/*/bin or PATH)'
+  : !hasPgvector(POSTGRES_BIN)
+    ? `the pgvector extension is not installed for the PostgreSQL in ${POSTGRES_BIN} (run scripts/setup.sh)`
+    : false;
 
 const USER = 'pixel';
 let databases = 0;
@@ -107,6 +114,7 @@ export async function startPostgres(): Promise<TestPostgres> {
         await client.end();
       }
     };
+    await admin('CREATE EXTENSION IF NOT EXISTS vector SCHEMA public');
     return {
       url,
       port,
@@ -118,7 +126,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       async createSchema(name = `s_${++schemas}`) {
         if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`a schema name is lower-case letters, digits and _, got ${JSON.stringify(name)}`);
         await admin(`CREATE SCHEMA ${name}`);
-        return `${url}?options=${encodeURIComponent(`-c search_path=${name}`)}`;
+        return `${url}?options=${encodeURIComponent(`-c search_path=${name},public`)}`;
       },
       async stop() {
         stopNow();
@@ -154,6 +162,14 @@ function findBinaries(): string | undefined {
     for (const v of versions) if (has(join(debian, v, 'bin'))) return join(debian, v, 'bin');
   }
   return (process.env.PATH ?? '').split(delimiter).find((dir) => dir && has(dir));
+}
+
+/** Whether pgvector's control file is in the share folder of the PostgreSQL whose binaries are in `bin`. */
+function hasPgvector(bin: string): boolean {
+  const pgConfig = join(bin, 'pg_config');
+  const share = existsSync(pgConfig) ? spawnSync(pgConfig, ['--sharedir'], { encoding: 'utf8' }).stdout?.trim() : undefined;
+  const candidates = [share, join(bin, '..', '..', '..', '..', 'share', 'postgresql', bin.split('/').at(-2) ?? '')].filter(Boolean) as string[];
+  return candidates.some((dir) => existsSync(join(dir, 'extension', 'vector.control')));
 }
 
 function freePort(): Promise<number> {

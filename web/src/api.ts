@@ -32,6 +32,8 @@ export interface CaptionAlternative {
   logProb: number;
   /** Per token, the 7x7 attention grid (rows); present when asked for with attention=true. */
   attention?: number[][][];
+  /** With an image–text matcher on the server: its probability (0..1) that the caption describes the image. */
+  confidence?: number;
 }
 
 /** The response of `POST /v1/captions`. */
@@ -45,7 +47,12 @@ export interface CaptionResponse {
   options: { beam: number; nbest: number; maxLength: number; attention: boolean };
   timings: { preprocessMs: number; encoderMs: number; decoderMs: number; totalMs: number; queueMs: number; requestMs: number; batchSize: number };
   library: { imageUrl: string; thumbnailUrl: string } | null;
+  /** The image–text matcher's name; null (or absent) without one. */
+  matcher?: string | null;
 }
+
+/** How the library is searched: by what the query means (the image–text matcher), or by the words of the captions. */
+export type SearchMode = 'meaning' | 'words';
 
 /** One image of `GET /v1/library`. */
 export interface LibraryItem {
@@ -56,6 +63,10 @@ export interface LibraryItem {
   format: string;
   /** The best caption. */
   caption: string;
+  /** The best caption's confidence (0..1), null when it was captioned without a matcher. */
+  confidence: number | null;
+  /** Only in a search by meaning: how well the query describes the image. */
+  match?: { score: number; logit: number; cosine: number };
   imageUrl: string;
   thumbnailUrl: string;
 }
@@ -63,6 +74,7 @@ export interface LibraryItem {
 /** The response of `GET /v1/library`. */
 export interface LibraryPage {
   query: string;
+  mode: SearchMode;
   /** Items returned. */
   count: number;
   /** Images in the library. */
@@ -88,9 +100,11 @@ export async function postScore(references: readonly string[], candidate: string
   return scores;
 }
 
-/** Full-text search over the library's captions; an empty query lists the newest images. */
-export function getLibrary(q: string, limit: number): Promise<LibraryPage> {
-  return requestJson<LibraryPage>(`/v1/library?${new URLSearchParams({ q, limit: String(limit) })}`);
+/** Searches the library (by `mode`, else the server's default); an empty query lists the newest images. */
+export function getLibrary(q: string, limit: number, mode?: SearchMode): Promise<LibraryPage> {
+  const query = new URLSearchParams({ q, limit: String(limit) });
+  if (mode) query.set('mode', mode);
+  return requestJson<LibraryPage>(`/v1/library?${query}`);
 }
 
 /** The model card, checked against its schema (src/decoder/model-card.ts). */

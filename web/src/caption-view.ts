@@ -2,11 +2,14 @@
  * The caption card of the Caption tab: the selected caption as one button per word (hover or focus shows that
  * word's heat-map; arrow keys move between words), the n-best alternatives with their scores, the server's
  * timings, and the alt text behind Copy alt text and Read aloud (the shared rule of src/text/alt-text.ts, so
- * the page copies exactly what the API's `altText` and the CLI's --alt-text give).
+ * the page copies exactly what the API's `altText` and the CLI's --alt-text give). With an image–text matcher on
+ * the server, the selected caption's confidence (#confidence, inside the live region: announced with the
+ * caption) and each alternative's, a "Low confidence" badge below the documented threshold (./confidence.ts).
  */
 import { toAltText } from '../../src/text/alt-text.js';
 import type { CaptionAlternative, CaptionResponse } from './api.js';
 import { byId, h } from './dom.js';
+import { confidenceBadge } from './confidence.js';
 
 /** The alt text of the caption at `index` of a result (the server's `altText` for index 0). */
 export function altTextOf(result: Pick<CaptionResponse, 'captions'> | null, index: number): string {
@@ -48,6 +51,7 @@ export function createCaptionView(events: CaptionViewEvents): CaptionView {
   const hint = byId('word-hint');
   const alternatives = byId('alternatives', HTMLOListElement);
   const timings = byId('timings');
+  const confidence = byId('confidence');
   const words = () => [...captionEl.querySelectorAll<HTMLButtonElement>('.word')];
 
   function wordButton(token: string, index: number, count: number): HTMLButtonElement {
@@ -67,7 +71,9 @@ export function createCaptionView(events: CaptionViewEvents): CaptionView {
 
   function alternative(caption: CaptionAlternative, index: number, selected: number): HTMLLIElement {
     const score = h('span', { className: 'score', textContent: scoreLabel(caption), title: 'Ranking score (log-probability, length-normalised) and the probability of the whole caption' });
-    const button = h('button', { type: 'button', attrs: { 'aria-pressed': String(index === selected) } }, h('span', { textContent: caption.text }), score);
+    const badge = confidenceBadge(caption.confidence, 'compact');
+    const meta = h('span', { className: 'alternative-meta' }, ...(badge ? [badge] : []), score);
+    const button = h('button', { type: 'button', attrs: { 'aria-pressed': String(index === selected) } }, h('span', { textContent: caption.text }), meta);
     button.addEventListener('click', () => events.onSelect(index));
     return h('li', {}, button);
   }
@@ -78,6 +84,9 @@ export function createCaptionView(events: CaptionViewEvents): CaptionView {
       timings.textContent = result ? timingsLine(result) : '';
       alternatives.replaceChildren(...(result?.captions.map((c, i) => alternative(c, i, selected)) ?? []));
       const caption = result?.captions[selected];
+      const badge = confidenceBadge(caption?.confidence);
+      confidence.replaceChildren(...(badge ? [badge] : []));
+      confidence.hidden = !badge;
       if (!caption) {
         captionEl.className = 'caption placeholder';
         captionEl.textContent = hasImage ? 'Press Captionize to describe this image.' : 'Choose an image and press Captionize.';

@@ -1,10 +1,15 @@
 /**
- * The Query tab: full-text search over the library of captioned images (`GET /v1/library`), shown as a grid of
- * thumbnails with their captions, the query's words highlighted. With an API key the thumbnails and images are
- * fetched with it and shown from blob: URLs (an <img src> or a link cannot send the key).
+ * The Query tab: search over the library of captioned images (`GET /v1/library`), shown as a grid of thumbnails
+ * with their captions. Two modes, a radio group (#search-mode): by meaning (the image–text matcher ranks the
+ * images by how well the query describes them; each shows its match percentage) or by words (full-text; the
+ * query's words highlighted). Until one is chosen the server's default is used and shown (meaning when it has a
+ * matcher); a server without one turns Meaning off. A caption the matcher doubts carries a "Low confidence"
+ * badge. With an API key the thumbnails and images are fetched with it and shown from blob: URLs (an <img src>
+ * or a link cannot send the key).
  */
-import { getBlob, getLibrary, type LibraryPage } from './api.js';
+import { getBlob, getLibrary, type LibraryPage, type SearchMode } from './api.js';
 import { apiKey } from './auth.js';
+import { confidenceBadge, matchText } from './confidence.js';
 import { byId, h, setStatus } from './dom.js';
 
 /** Most thumbnails shown per search. */
@@ -21,20 +26,42 @@ export function createLibraryView(): LibraryView {
   const input = byId('search', HTMLInputElement);
   const status = byId('search-status');
   const list = byId('results', HTMLUListElement);
+  const modes = [...byId('search-mode', HTMLFieldSetElement).querySelectorAll<HTMLInputElement>('input[name="search-mode"]')];
+  const radio = (mode: SearchMode) => modes.find((m) => m.value === mode)!;
   let latest = 0; // only the newest search's answer is shown
+  /** The mode the user chose; undefined: the server's default. */
+  let chosen: SearchMode | undefined;
+  /** Said before every summary once the server turned out to have no matcher. */
+  let note = '';
+
+  function showMode(mode: SearchMode): void {
+    radio(mode).checked = true;
+    input.placeholder = mode === 'meaning' ? 'Describe what you look for, e.g. a puppy on the grass' : 'Search captions, e.g. dog running';
+  }
 
   async function search({ quiet = false } = {}): Promise<void> {
     const request = ++latest;
     const q = input.value.trim();
     if (!quiet) setStatus(status, 'Searching…', true);
     try {
-      const page = await getLibrary(q, RESULT_LIMIT);
+      const page = await getLibrary(q, RESULT_LIMIT, chosen);
       if (request !== latest) return;
-      list.replaceChildren(...page.items.map((item) => resultItem(item, queryWords(q))));
-      setStatus(status, summary(page, q));
+      showMode(page.mode);
+      const words = page.mode === 'words' ? queryWords(q) : [];
+      list.replaceChildren(...page.items.map((item) => resultItem(item, words)));
+      list.dataset.mode = page.mode;
+      setStatus(status, note + summary(page, q));
     } catch (err) {
       if (request !== latest) return;
       const { code = 'ERROR', message } = err as { code?: string; message: string };
+      if (code === 'MODEL_NOT_FOUND' && chosen === 'meaning') {
+        // This server has no image–text matcher: search by words, and say so.
+        radio('meaning').disabled = true;
+        note = 'Search by meaning needs the image–text matcher, which this server does not have: searching by words. ';
+        chosen = 'words';
+        showMode('words');
+        return search({ quiet: true });
+      }
       setStatus(status, `${code}: ${message}`);
     }
   }
@@ -43,13 +70,36 @@ export function createLibraryView(): LibraryView {
     event.preventDefault();
     void search();
   });
+  for (const mode of modes) {
+    mode.addEventListener('change', () => {
+      if (!mode.checked) return;
+      chosen = mode.value as SearchMode;
+      showMode(chosen);
+      void search();
+    });
+  }
   return { search };
 }
 
 function resultItem(item: LibraryPage['items'][number], words: string[]): HTMLLIElement {
   const img = h('img', { alt: item.caption, loading: 'lazy', decoding: 'async' });
   const caption = h('p', {}, ...highlight(item.caption, words));
-  const link = h('a', { href: item.imageUrl, target: '_blank', rel: 'noopener' }, img, caption);
+  const badges: HTMLElement[] = [];
+  if (item.match) {
+    const m = matchText(item.match.score);
+    badges.push(
+      h(
+        'span',
+        { className: 'match-score', title: m.label, dataset: { score: String(item.match.score) } },
+        h('span', { textContent: m.text, attrs: { 'aria-hidden': 'true' } }),
+        h('span', { className: 'visually-hidden', textContent: m.label }),
+      ),
+    );
+  }
+  const badge = confidenceBadge(item.confidence, 'compact');
+  if (badge?.classList.contains('low')) badges.push(badge); // only doubts are worth the space here
+  const meta = badges.length ? [h('p', { className: 'result-meta' }, ...badges)] : [];
+  const link = h('a', { href: item.imageUrl, target: '_blank', rel: 'noopener' }, img, caption, ...meta);
   if (apiKey() === null) {
     img.src = item.thumbnailUrl;
   } else {
@@ -102,8 +152,11 @@ function highlight(text: string, words: string[]): Array<Node | string> {
 }
 
 /** The status line under the search box. */
-export function summary(page: Pick<LibraryPage, 'count' | 'total'>, q: string): string {
+export function summary(page: Pick<LibraryPage, 'count' | 'total'> & { mode?: LibraryPage['mode'] }, q: string): string {
   if (page.total === 0) return 'The library is empty: caption an image first.';
   if (page.count === 0) return `No images match “${q}” (the library holds ${page.total}).`;
-  return `${page.count} image${page.count === 1 ? '' : 's'} ${q ? `matching “${q}”` : 'most recent'} (of ${page.total}).`;
+  const images = `${page.count} image${page.count === 1 ? '' : 's'}`;
+  if (!q) return `${images} most recent (of ${page.total}).`;
+  if (page.mode === 'meaning') return `${images} ranked by how well “${q}” describes them (of ${page.total}).`;
+  return `${images} matching “${q}” (of ${page.total}).`;
 }

@@ -13,6 +13,8 @@ import { refuseOpenServer } from './keys.js';
 
 interface ServeCliOptions {
   int8Decoder: boolean;
+  /** A directory, or false with --no-matcher; undefined: the default matcher when it exists. */
+  matcher?: string | false;
   port: number;
   host: string;
   model: string;
@@ -61,6 +63,8 @@ export function registerServe(program: Command): void {
     .option('--database <url>', 'PostgreSQL library shared by replicas and workers, postgres://user:password@host:port/db (default $PIXEL_INFO_DATABASE_URL)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
+    .option('--matcher <dir>', 'image–text matcher model directory: caption confidence, POST /v1/match, library search by meaning (default: models/flickr8k-match when present)')
+    .option('--no-matcher', 'load no matcher: no confidence, no /v1/match, library search by words only')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, parseLogLevel, 'info')
     .option('--redis <url>', `distributed mode: the job queue's Redis, redis://host:port (default $${REDIS_URL_ENV}); adds /v1/jobs`)
     .option('--remote-captioning', 'caption on the worker pool (`pixel-info worker`) instead of in this process; needs --redis', false)
@@ -109,6 +113,7 @@ export function registerServe(program: Command): void {
         library,
         threads: opts.threads,
         int8Decoder: opts.int8Decoder,
+        ...(typeof opts.matcher === 'string' ? { matcherDir: opts.matcher } : opts.matcher === false ? { matcher: false } : {}),
         logger: { level: opts.logLevel },
         queue,
         rateLimit: { max: opts.rateLimit, windowMs: opts.rateWindow },

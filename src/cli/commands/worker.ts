@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { describeLibraryTarget, libraryTarget, modelIdOf, openLibrary } from '../../library/index.js';
+import { describeLibraryTarget, libraryTarget, matcherIdOf, modelIdOf, openLibrary } from '../../library/index.js';
 import { Captioner, defaultModelDir } from '../../pipeline/captioner.js';
 import { redactUrl, requireRedisUrl } from '../../queue/connection.js';
 import { s3SettingsFrom } from '../../queue/s3.js';
@@ -73,6 +73,7 @@ export function registerWorker(program: Command): void {
           store,
           engine: captioner,
           modelId,
+          matcherId: captioner.matcherInfo ? await matcherIdOf(captioner.matcherInfo.dir) : undefined,
           concurrency: opts.concurrency,
           batchSize: opts.batchSize,
           maxWaitMs: opts.maxWaitMs,

@@ -7,7 +7,8 @@
  * Before the body is read the request is admitted or refused (../uploads.ts: size, capacity, upload memory;
  * ../quota.ts: the library quota). A request whose client hangs up leaves the queue at once and nothing of it is
  * stored (counted and logged by the abandonment hook, ../hooks.ts). The stored original loses its metadata
- * unless `keepMetadata` (src/image/strip.ts).
+ * unless `keepMetadata` (src/image/strip.ts). With an image–text matcher every caption has a `confidence`, and
+ * the image's embedding is stored with it (library search by meaning).
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -118,7 +119,8 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
           throw err;
         });
       app.metrics.queueWait.observe(done.queuedMs / 1000);
-      const { image, captions, timings } = done.result;
+      const { image, captions, timings, embedding } = done.result;
+      const matching = engine.matching;
 
       let stored = false;
       if (options.store !== false && !clientGone.aborted) {
@@ -133,9 +135,10 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
             id,
             bytes,
             ...image,
-            captions: captions.map((c) => ({ text: c.text, score: c.score })),
+            captions: captions.map((c) => ({ text: c.text, score: c.score, ...(c.confidence === undefined ? {} : { confidence: c.confidence }) })),
             model: engine.modelId ?? card.name ?? '',
             owner: request.viewer.keyId,
+            embedding: matching && embedding ? { model: matching.id, vector: embedding } : undefined,
           };
           const put = await storeInLibrary(app, request, entry, Boolean(options.keepMetadata));
           if (put) quota.record(request.viewer, put.bytes, { created: put.created, newForKey });
@@ -154,11 +157,13 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
           score: c.score,
           logProb: c.logProb,
           ...(options.attention && c.attention ? { attention: c.attention.map(toGrid) } : {}),
+          ...(c.confidence === undefined ? {} : { confidence: c.confidence }),
         })),
         altText: toAltText(captions[0]?.text ?? ''),
         options: { beam: generation.beamSize, nbest: generation.nBest, maxLength: generation.maxLength, attention: Boolean(options.attention) },
         timings: { ...timings, queueMs: round1(done.queuedMs), requestMs: round1(performance.now() - started), batchSize: done.batchSize },
         library: stored ? libraryLinks(id) : null,
+        matcher: matching?.name ?? null,
       };
     },
   );

@@ -1,5 +1,6 @@
 /**
- * The library of captioned images: full-text search, one entry, its image bytes and its thumbnail
+ * The library of captioned images: search (by meaning with the image–text matcher: the query embedded and
+ * compared with each image's stored embedding; or by words, full-text), one entry, its image bytes and its thumbnail
  * (GET /v1/library, /v1/library/:id, /v1/library/:id/image, /v1/library/:id/thumbnail), and removing an entry
  * (DELETE /v1/library/:id). Every route shows and changes only what `request.viewer` may see; an entry it may
  * not see is a 404, exactly as one that does not exist, so that no caller learns what another has stored.
@@ -7,6 +8,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorCodes, PixelInfoError } from '../../errors.js';
 import { MIME_TYPES, type LibraryEntry } from '../../library/index.js';
+import { calibrate } from '../../match/score.js';
+import { routeMatcher } from '../engine.js';
 import { BINARY, documented } from '../openapi.js';
 import { bytesSchema, errorResponse, imageIdParamsSchema, libraryEntrySchema, libraryQuerySchema, librarySearchSchema, noContentSchema } from '../schemas.js';
 
@@ -23,7 +26,12 @@ export function libraryLinks(id: string): { imageUrl: string; thumbnailUrl: stri
   return { imageUrl: `/v1/library/${id}/image`, thumbnailUrl: `/v1/library/${id}/thumbnail` };
 }
 
-export const libraryPlugin: FastifyPluginAsyncZod = async (app) => {
+export interface LibraryPluginOptions {
+  /** How long a search with mode=meaning waits for the model to finish loading, ms. */
+  timeoutMs: number;
+}
+
+export const libraryPlugin: FastifyPluginAsyncZod<LibraryPluginOptions> = async (app, { timeoutMs }) => {
   const withLinks = (entry: LibraryEntry) => ({ ...entry, ...libraryLinks(entry.id) });
   const badId = errorResponse('The id is not 64 hex digits');
   const notFound = errorResponse('No image with this id in the library');
@@ -39,15 +47,36 @@ export const libraryPlugin: FastifyPluginAsyncZod = async (app) => {
         tags: ['library'],
         summary: 'Search the captioned images',
         description:
-          'Full-text search (SQLite FTS5, or PostgreSQL full-text search) over every caption of each stored image; every word must match, as a word prefix; common English words (a, the, with, ...) are left out. Empty q: newest first.',
+          'By meaning (mode=meaning, the default when the server has an image–text matcher): q is embedded by the matcher and the images are ' +
+          'ranked by the cosine of their stored embedding with it (each item has `match`: score, logit, cosine); images stored without an ' +
+          'embedding of this matcher follow when their captions match the words of q. By words (mode=words): full-text search (SQLite FTS5, ' +
+          'or PostgreSQL full-text search) over every caption of each stored image; every word must match, as a word prefix; common English ' +
+          'words (a, the, with, ...) are left out. Empty q: newest first.',
         querystring: libraryQuerySchema,
-        response: { 200: librarySearchSchema.describe('Matches, best first'), 400: errorResponse('A bad query parameter') },
+        response: {
+          200: librarySearchSchema.describe('Matches, best first'),
+          400: errorResponse('A bad query parameter'),
+          503: errorResponse('mode=meaning on a server without an image–text matcher (MODEL_NOT_FOUND), or the model failed to load'),
+          504: errorResponse('mode=meaning: the model did not finish loading in time'),
+        },
       },
     },
     async (request) => {
-      const { q = '', limit = 24 } = request.query;
-      const [items, total] = await Promise.all([app.library.search({ q, limit }, request.viewer), app.library.count(request.viewer)]);
-      return { query: q, count: items.length, total, items: items.map(withLinks) };
+      const { q = '', limit = 24, mode: asked } = request.query;
+      // Unasked, a search never waits for the model: while it loads, it is by words.
+      const matcher = asked === 'words' ? undefined : await routeMatcher(app.engine, { required: asked === 'meaning', ms: timeoutMs, what: 'mode=meaning' });
+      const embedding = matcher && q.trim() ? { model: matcher.id, vector: (await matcher.embedTexts([q]))[0] } : undefined;
+      const [items, total] = await Promise.all([app.library.search({ q, limit, embedding }, request.viewer), app.library.count(request.viewer)]);
+      return {
+        query: q,
+        mode: matcher ? ('meaning' as const) : ('words' as const),
+        count: items.length,
+        total,
+        items: items.map(({ cosine, ...entry }) => ({
+          ...withLinks(entry),
+          ...(cosine !== undefined && matcher ? { match: { ...calibrate(cosine, matcher.calibration), cosine } } : {}),
+        })),
+      };
     },
   );
 
