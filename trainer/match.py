@@ -14,6 +14,7 @@ directory"); the pair construction for the calibration mirrors src/eval/match (c
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -355,6 +356,23 @@ class _TextGraph(nn.Module):
         return self.m(tokens, lengths)
 
 
+def _fp16_graphs(model: Matcher) -> Matcher:
+    """A copy whose weights (the PCA buffers included) are float16 initializers cast to float32 on use, as the decoder
+    is exported (trainer/export.py): half the file size, float32 arithmetic. The GRU text encoder stays float32."""
+    from .export import fp16_export_copy
+    m = copy.deepcopy(model)
+    for mod in m.image.modules():  # the PCA buffers as parameters, so they are stored in float16 too
+        for name in [n for n in ("center", "reduce") if n in mod._buffers]:
+            mod._parameters[name] = nn.Parameter(mod._buffers.pop(name))
+    gru = getattr(m.text, "gru", None)
+    if gru is not None:
+        m.text.gru = None
+    m = fp16_export_copy(m)
+    if gru is not None:
+        m.text.gru = gru
+    return m
+
+
 def export(args) -> int:
     ck = torch.load(args.export, map_location="cpu")
     if ck.get("format") != CHECKPOINT_FORMAT:
@@ -364,14 +382,15 @@ def export(args) -> int:
     model.load_state_dict(ck["state"])
     model.eval()
     os.makedirs(args.out, exist_ok=True)
+    graphs = _fp16_graphs(model) if args.fp16 else model
     R, C = 49, config["feature_dim"]
     with torch.no_grad():
-        torch.onnx.export(_ImageGraph(model), (torch.randn(2, R, C),), os.path.join(args.out, "image.onnx"),
-                          input_names=["features"], output_names=["embedding"], opset_version=17,
+        torch.onnx.export(_ImageGraph(graphs), (torch.randn(2, R, C),), os.path.join(args.out, "image.onnx"),
+                          input_names=["features"], output_names=["embedding"], opset_version=17, do_constant_folding=False,
                           dynamic_axes={"features": {0: "B"}, "embedding": {0: "B"}})
         toks = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]])
-        torch.onnx.export(_TextGraph(model), (toks, torch.tensor([3, 4])), os.path.join(args.out, "text.onnx"),
-                          input_names=["tokens", "lengths"], output_names=["embedding"], opset_version=17,
+        torch.onnx.export(_TextGraph(graphs), (toks, torch.tensor([3, 4])), os.path.join(args.out, "text.onnx"),
+                          input_names=["tokens", "lengths"], output_names=["embedding"], opset_version=17, do_constant_folding=False,
                           dynamic_axes={"tokens": {0: "B", 1: "T"}, "lengths": {0: "B"}, "embedding": {0: "B"}})
     with open(os.path.join(args.out, "vocab.json"), "w", encoding="utf-8") as f:
         json.dump(ck["vocab"], f)
@@ -415,6 +434,7 @@ def parse_args(argv=None):
     p.add_argument("--captions", required=True, help="captions.json (pixel-info prepare)")
     p.add_argument("--out", required=True, help="run directory (training) or model directory (--export)")
     p.add_argument("--export", metavar="CHECKPOINT", help="export a checkpoint to ONNX (+ calibration with --features)")
+    p.add_argument("--fp32", dest="fp16", action="store_false", help="export float32 weights (default: float16 + Cast)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-4)
