@@ -13,6 +13,7 @@ from trainer.tests.onnx_proto import read_model
 from trainer.tests.synth import write_store
 
 TINY = json.dumps(dict(pca_dim=16, embed_dim=16, word_dim=8, hidden_dim=16, image_hidden=32, dropout=0.0))
+TINY_GRU = json.dumps(dict(json.loads(TINY), text="gru"))
 
 
 class RecallTest(unittest.TestCase):
@@ -60,7 +61,7 @@ class TrainExportTest(unittest.TestCase):
             paths = write_store(d, n_images=30, channels=32, hflip=False)
             run = os.path.join(d, "run")
             args = ["--features", paths["store"], "--captions", paths["captions"], "--out", run, "--epochs", "15",
-                    "--batch-size", "8", "--lr", "3e-3", "--config", TINY, "--threads", "1", "--hard-after", "100"]
+                    "--batch-size", "8", "--lr", "1e-2", "--config", TINY, "--threads", "1", "--hard-after", "100"]
             self.assertEqual(match.main(args), 0)
             log = [json.loads(l) for l in open(os.path.join(run, "log.jsonl"))]
             self.assertGreater(log[-1]["t2i_r1"], 40.0, log[-1])  # 6 concepts: chance is ~1/6 of the val images
@@ -77,6 +78,20 @@ class TrainExportTest(unittest.TestCase):
             self.assertEqual([i["name"] for i in img["inputs"]], ["features"])
             self.assertEqual([i["name"] for i in txt["inputs"]], ["tokens", "lengths"])
             self.assertEqual([o["name"] for o in txt["outputs"]], ["embedding"])
+            FLOAT16 = 10
+            self.assertTrue(all(i["data_type"] == FLOAT16 for i in img["initializers"] if len(i["dims"]) == 2), "fp16 weights")
+
+    def test_gru_text_encoder_exports(self):
+        with tempfile.TemporaryDirectory() as d:
+            paths = write_store(d, n_images=30, channels=32, hflip=False)
+            run = os.path.join(d, "run")
+            self.assertEqual(match.main(["--features", paths["store"], "--captions", paths["captions"], "--out", run,
+                                         "--epochs", "1", "--batch-size", "8", "--config", TINY_GRU, "--threads", "1"]), 0)
+            out = os.path.join(d, "model")
+            self.assertEqual(match.main(["--export", os.path.join(run, "best.pt"), "--captions", paths["captions"],
+                                         "--out", out]), 0)
+            ops = {n["op"] for n in read_model(os.path.join(out, "text.onnx"))["nodes"]}
+            self.assertIn("GRU", ops)
 
 
 if __name__ == "__main__":
