@@ -227,29 +227,57 @@ def recalls(imgs: torch.Tensor, txts: torch.Tensor, cap_image: torch.Tensor) -> 
     return r
 
 
-def calibration_pairs(sim: torch.Tensor, cap_image: torch.Tensor, seed: int = 0, per_image: int = 5,
-                      hard: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Labelled (image, caption) pairs of one split: each image's own captions (1) and `per_image` captions of other
-    images (0): `hard` of them the other images' captions the matcher ranks highest for the image, the rest drawn
-    uniformly (seeded). sim [C, N] caption×image cosines. Returns (cosines [P], labels [P])."""
-    g = torch.Generator().manual_seed(seed)
-    N = sim.shape[1]
-    C = sim.shape[0]
+CALIBRATION_PAIRS_SEED = 42
+
+
+def mulberry32(seed: int):
+    """The 32-bit generator of src/eval/match-metrics.ts (same outputs)."""
+    a = seed & 0xFFFFFFFF
+    while True:
+        a = (a + 0x6D2B79F5) & 0xFFFFFFFF
+        t = ((a ^ (a >> 15)) * (a | 1)) & 0xFFFFFFFF
+        t ^= (t + (((t ^ (t >> 7)) * (t | 61)) & 0xFFFFFFFF)) & 0xFFFFFFFF
+        yield (t ^ (t >> 14)) & 0xFFFFFFFF
+
+
+def calibration_pairs(sim: torch.Tensor, cap_image: torch.Tensor, seed: int = CALIBRATION_PAIRS_SEED,
+                      hard_negatives: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The labelled (image, caption) pairs of buildCalibrationPairs (src/eval/match-metrics.ts, whose comment is the
+    specification): for each image in order, its own captions (label 1), then as many negatives (label 0): captions of
+    other images drawn with mulberry32(seed) (`floor(u * M / 2^32)`, redrawn on the image's own or a repeat), and with
+    `hard_negatives` half of them (floor) the other captions the matcher ranks highest instead. Images must be in the
+    split's name order and captions image by image, as pixel-info eval-match lists them.
+    sim [M, N] caption x image cosines. Returns (cosines [P], labels [P])."""
+    gen = mulberry32(seed)
+    M, N = sim.shape
+    owner = cap_image.tolist()
+    texts_of: List[List[int]] = [[] for _ in range(N)]
+    for j, i in enumerate(owner):
+        texts_of[i].append(j)
     cos, lab = [], []
-    simT = sim.t()  # [N, C]
+    simT = sim.t()  # [N, M]
     for i in range(N):
-        mine = (cap_image == i)
-        cos.append(simT[i, mine]); lab.append(torch.ones(int(mine.sum())))
-        others = simT[i].masked_fill(mine, -3)
-        hard_idx = others.topk(hard).indices
-        chosen = set(hard_idx.tolist())
-        rnd = []
-        while len(rnd) < per_image - hard:
-            j = int(torch.randint(C, (1,), generator=g))
-            if not bool(mine[j]) and j not in chosen:
-                chosen.add(j); rnd.append(j)
-        idx = torch.tensor(hard_idx.tolist() + rnd)
-        cos.append(simT[i, idx]); lab.append(torch.zeros(len(idx)))
+        own = texts_of[i]
+        others = M - len(own)
+        k = min(len(own), others)
+        hard = k // 2 if hard_negatives else 0
+        random_count = k - hard
+        taken: List[int] = []
+        seen = set()
+        if others <= random_count:
+            taken = [j for j in range(M) if owner[j] != i]
+        else:
+            while len(taken) < random_count:
+                j = (next(gen) * M) >> 32
+                if owner[j] != i and j not in seen:
+                    seen.add(j); taken.append(j)
+        idx = list(own) + taken
+        if hard:
+            row = simT[i].clone()
+            row[torch.tensor(own + taken)] = -3
+            idx += row.topk(hard).indices.tolist()
+        cos.append(simT[i, torch.tensor(idx)])
+        lab.append(torch.tensor([1.0] * len(own) + [0.0] * (len(idx) - len(own))))
     return torch.cat(cos), torch.cat(lab)
 
 
@@ -412,7 +440,12 @@ def export(args) -> int:
         va = splits["val"]
         va.pooled = reduced(model, va.pooled)
         imgs, txts = embed_split(model, va)
-        cos, lab = calibration_pairs(txts @ imgs.t(), va.cap_image)
+        # images in name order, captions image by image (as pixel-info eval-match lists them)
+        order = sorted(range(len(va.names)), key=lambda i: va.names[i])
+        rank = {old: new for new, old in enumerate(order)}
+        caps = sorted(range(len(va.cap_image)), key=lambda j: (rank[int(va.cap_image[j])], j))
+        cap_image = torch.tensor([rank[int(va.cap_image[j])] for j in caps])
+        cos, lab = calibration_pairs(txts[torch.tensor(caps)] @ imgs[torch.tensor(order)].t(), cap_image)
         a, b = fit_platt(cos, lab)
         prob = torch.sigmoid(a * cos + b)
         table, ece = reliability(prob, lab)
@@ -420,7 +453,7 @@ def export(args) -> int:
             a=a, b=b, fittedOn="flickr8k val", ece=round(ece, 4), pairs=int(len(lab)),
             meaning="the probability that the sentence was written by people to describe this image rather than "
                     "for another, randomly drawn Flickr8k image (fitted on val pairs: each image's 5 captions and 5 "
-                    "captions of other images drawn at random)",
+                    "captions of other images drawn at random; pixel-info eval-match builds the same pairs)",
             reliability=table)
         print(f"[export] calibration a={a:.3f} b={b:.3f} ECE={ece:.4f}", flush=True)
     with open(os.path.join(args.out, "model-card.json"), "w", encoding="utf-8") as f:

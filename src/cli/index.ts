@@ -12,10 +12,13 @@ import { registerCaption } from './commands/caption.js';
 import { registerScore } from './commands/score.js';
 import { registerServe } from './commands/serve.js';
 import { registerEval } from './commands/eval.js';
+import { registerEvalMatch } from './commands/eval-match.js';
 import { registerTrain } from './commands/train.js';
 import { registerWorker } from './commands/worker.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerKeys } from './commands/keys.js';
+import { registerMatch } from './commands/match.js';
+import { registerAudit } from './commands/audit.js';
 
 export function buildProgram(): Command {
   const program = new Command('pixel-info')
@@ -28,13 +31,16 @@ export function buildProgram(): Command {
   registerEncoder(program);
   registerPrepare(program);
   registerCaption(program);
+  registerMatch(program);
   registerScore(program);
   registerServe(program);
   registerEval(program);
+  registerEvalMatch(program);
   registerTrain(program);
   registerWorker(program);
   registerJobs(program);
   registerKeys(program);
+  registerAudit(program);
   return program;
 }
 

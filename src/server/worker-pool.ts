@@ -41,7 +41,8 @@ interface Thread<I, O> {
 /** How long a new thread may take to load its entry (tsx compiles `.ts` sources on a busy machine slowly). */
 const STARTUP_LIMIT_MS = 60_000;
 
-type Reply<O> = { id: number; output: O } | { id: number; error: { code: ErrorCode; message: string } } | { ready: true };
+type Reply<O> = { id: number; output: O } | { id: number; error: { code: ErrorCode; message: string } };
+type Message<O> = Reply<O> | { ready: true };
 
 /** Starts a thread on `entry`; `.ts` sources get tsx registered first (the main thread's loader is not inherited). */
 const BOOTSTRAP = `
@@ -116,7 +117,7 @@ export class WorkerPool<I, O> {
       () => this.fail(thread, new PixelInfoError(ErrorCodes.INTERNAL, `${this.options.name} worker did not start within ${STARTUP_LIMIT_MS} ms`)),
       STARTUP_LIMIT_MS,
     );
-    worker.on('message', (reply: Reply<O>) => {
+    worker.on('message', (reply: Message<O>) => {
       if ('ready' in reply) {
         thread.ready = true;
         clearTimeout(thread.timer);

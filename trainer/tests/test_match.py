@@ -43,16 +43,22 @@ class RecallTest(unittest.TestCase):
         sim = torch.rand(20, 4) * 0.3
         cap_image = torch.arange(20) % 4
         sim[torch.arange(20), cap_image] += 0.5
-        cos, lab = match.calibration_pairs(sim, cap_image, per_image=5, hard=2)
+        cos, lab = match.calibration_pairs(sim, cap_image)
         self.assertEqual(int(lab.sum()), 20)
         self.assertEqual(len(lab), 40)
-        again = match.calibration_pairs(sim, cap_image, per_image=5, hard=2)
+        again = match.calibration_pairs(sim, cap_image)
         self.assertTrue(torch.equal(cos, again[0]))
+        hard, _ = match.calibration_pairs(sim, cap_image, hard_negatives=True)
+        self.assertGreater(float(hard[lab == 0].mean()), float(cos[lab == 0].mean()))  # the hardest score higher
         a, b = match.fit_platt(cos, lab)
         self.assertGreater(a, 0)
         table, ece = match.reliability(torch.sigmoid(a * cos + b), lab)
         self.assertEqual(sum(r["count"] for r in table), len(lab))
         self.assertLess(ece, 0.2)
+
+    def test_mulberry32_as_typescript(self):
+        g = match.mulberry32(42)  # the values test/eval-match.test.ts checks
+        self.assertEqual([next(g) for _ in range(5)], [2581720956, 1925393290, 3661312704, 2876485805, 750819978])
 
 
 class TrainExportTest(unittest.TestCase):
