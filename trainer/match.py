@@ -456,6 +456,18 @@ def export(args) -> int:
                     "captions of other images drawn at random; pixel-info eval-match builds the same pairs)",
             reliability=table)
         print(f"[export] calibration a={a:.3f} b={b:.3f} ECE={ece:.4f}", flush=True)
+    for path in args.eval_metrics or []:  # pixel-info eval-match --out DIR: DIR/metrics.json
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+        if m.get("format") != "pixel-info-eval-match":
+            raise DataError(f"{path}: not the metrics.json of pixel-info eval-match (format {m.get('format')!r})")
+        agreement = m.get("agreement") or {}
+        card["metrics"][m["split"]] = dict(
+            retrieval=m["retrieval"], date=m.get("date"), command=f"pixel-info eval-match --split {m['split']}",
+            crowdflowerKendallTauB100=dict(matcher=(agreement.get("matcher") or {}).get("tauB100"),
+                                          decoderLikelihood=(agreement.get("likelihood") or {}).get("tauB100"),
+                                          rows=agreement.get("used")),
+            calibration=dict(ece=(m.get("calibration") or {}).get("ece"), pairs=(m.get("calibration") or {}).get("pairs")))
     with open(os.path.join(args.out, "model-card.json"), "w", encoding="utf-8") as f:
         json.dump(card, f, indent=2)
         f.write("\n")
@@ -469,6 +481,8 @@ def parse_args(argv=None):
     p.add_argument("--captions", required=True, help="captions.json (pixel-info prepare)")
     p.add_argument("--out", required=True, help="run directory (training) or model directory (--export)")
     p.add_argument("--export", metavar="CHECKPOINT", help="export a checkpoint to ONNX (+ calibration with --features)")
+    p.add_argument("--eval-metrics", nargs="*", metavar="METRICS_JSON",
+                   help="with --export: put these pixel-info eval-match results (metrics.json) into the card's metrics")
     p.add_argument("--fp32", dest="fp16", action="store_false", help="export float32 weights (default: float16 + Cast)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
