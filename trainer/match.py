@@ -2,7 +2,7 @@
 (symmetric InfoNCE with a learned temperature, plus VSE++'s hardest-negative hinge), on the train split; selected on
 val (R@1 + R@5 + R@10 of both directions); calibrated on val (Platt scaling of the cosine); exported to ONNX.
 
-  python3 -m trainer.match --features STORE --captions captions.json --out RUN_DIR [--epochs 10]
+  python3 -m trainer.match --features STORE --captions captions.json --out RUN_DIR [--epochs 30]
   python3 -m trainer.match --export RUN_DIR/best.pt --captions captions.json --out models/flickr8k-match
 
 Image side: the 7x7x2048 grid → [mean over regions ; max over regions] (4096) → a fixed PCA to 512 (fitted on train)
@@ -464,9 +464,10 @@ def export(args) -> int:
         agreement = m.get("agreement") or {}
         card["metrics"][m["split"]] = dict(
             retrieval=m["retrieval"], date=m.get("date"), command=f"pixel-info eval-match --split {m['split']}",
-            crowdflowerKendallTauB100=dict(matcher=(agreement.get("matcher") or {}).get("tauB100"),
-                                          decoderLikelihood=(agreement.get("likelihood") or {}).get("tauB100"),
-                                          rows=agreement.get("used")),
+            crowdflowerKendallTauB100={k: v for k, v in dict(
+                matcher=(agreement.get("matcher") or {}).get("tauB100"),
+                decoderLikelihood=(agreement.get("likelihood") or {}).get("tauB100"),
+                rows=agreement.get("used")).items() if v is not None},
             calibration=dict(ece=(m.get("calibration") or {}).get("ece"), pairs=(m.get("calibration") or {}).get("pairs")))
     with open(os.path.join(args.out, "model-card.json"), "w", encoding="utf-8") as f:
         json.dump(card, f, indent=2)
@@ -484,7 +485,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-metrics", nargs="*", metavar="METRICS_JSON",
                    help="with --export: put these pixel-info eval-match results (metrics.json) into the card's metrics")
     p.add_argument("--fp32", dest="fp16", action="store_false", help="export float32 weights (default: float16 + Cast)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--weight-decay", type=float, default=0.05)
