@@ -321,6 +321,38 @@ describe('library search by meaning', () => {
   });
 });
 
+test('POST /v1/captions?rerank=match orders the n-best captions by confidence; 503 without a matcher', async (t) => {
+  // The fake decoder ranks the vaguer caption first here; the matcher prefers the one naming the colour.
+  const server = await buildServer({
+    loadEngine: async () => {
+      const engine = colourEngine();
+      const caption = engine.caption.bind(engine);
+      engine.caption = async (...args: Parameters<typeof caption>) =>
+        (await caption(...args)).map((o) => ('captions' in o ? { ...o, captions: [...o.captions].reverse() } : o));
+      return engine;
+    },
+    library: ':memory:',
+    logger: false,
+  });
+  const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(() => server.app.close());
+  const post = async (query: string) =>
+    fetch(`${url}/v1/captions${query}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(await solid('green')) });
+  const plain = await (await post('?store=false')).json();
+  assert.deepEqual(plain.captions.map((c: { text: string }) => c.text), ['a square', 'a green square']);
+  const reranked = await (await post('?store=false&rerank=match')).json();
+  assert.deepEqual(reranked.captions.map((c: { text: string }) => c.text), ['a green square', 'a square']);
+  assert.equal(reranked.options.rerank, 'match');
+  assert.equal(reranked.altText, 'A green square.');
+  await expectError(await post('?rerank=best'), 400, 'INVALID_ARGUMENT', /rerank/);
+
+  const bare = await buildServer({ loadEngine: async () => ({ ...colourEngine(), matching: undefined }), library: ':memory:', logger: false });
+  const bareUrl = await bare.app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(() => bare.app.close());
+  const response = await fetch(`${bareUrl}/v1/captions?rerank=match`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(await solid('red')) });
+  await expectError(response, 503, 'MODEL_NOT_FOUND', /matcher/);
+});
+
 test('batch jobs: a worker with a matcher stores each caption\'s confidence and the image embedding', async (t) => {
   const store = await openLibrary(':memory:');
   t.after(() => store.close());

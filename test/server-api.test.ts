@@ -91,7 +91,7 @@ test('POST /v1/captions: a real image, raw and multipart, gives the library resu
   assert.deepEqual(body.image, { format: 'jpeg', width: 224, height: 224 });
   assert.equal(body.model, 'flickr8k-sat');
   assert.equal(body.captions.length, 2);
-  assert.deepEqual(body.options, { beam: 3, nbest: 2, maxLength: 20, attention: true });
+  assert.deepEqual(body.options, { beam: 3, nbest: 2, maxLength: 20, attention: true, rerank: 'score' });
   const best = body.captions[0];
   assert.ok(best.score >= body.captions[1].score);
   assert.equal(best.text, best.tokens.join(' '));
@@ -204,10 +204,10 @@ test('a request runs with the resolved GenerationConfig (request > model card > 
   // No options and beam=2 resolve to the same config (the card says beam 2); maxLength=5 does not.
   const bodies = await Promise.all(['', '?beam=2', '?maxLength=5', '?attention=true'].map(async (query) => (await postImage(url, image, { query })).json()));
   assert.deepEqual(bodies.map((b) => b.options), [
-    { beam: 2, nbest: 1, maxLength: 20, attention: false },
-    { beam: 2, nbest: 1, maxLength: 20, attention: false },
-    { beam: 2, nbest: 1, maxLength: 5, attention: false },
-    { beam: 2, nbest: 1, maxLength: 20, attention: true },
+    { beam: 2, nbest: 1, maxLength: 20, attention: false, rerank: 'score' },
+    { beam: 2, nbest: 1, maxLength: 20, attention: false, rerank: 'score' },
+    { beam: 2, nbest: 1, maxLength: 5, attention: false, rerank: 'score' },
+    { beam: 2, nbest: 1, maxLength: 20, attention: true, rerank: 'score' },
   ]);
   assert.deepEqual(bodies.map((b) => b.timings.batchSize), [3, 3, 1, 3]);
   assert.deepEqual(calls.map((c) => c.size), [3, 1]);

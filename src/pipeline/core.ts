@@ -120,12 +120,16 @@ export async function scoreCaptions(matcher: MatcherModel, features: Float32Arra
   let k = 0;
   for (const list of captions) {
     for (const caption of list) caption.confidence = scores[k++].score;
-    if (match.rerank === 'match') {
-      const ranked = list.map((c, i) => ({ c, i })).sort((x, y) => y.c.confidence! - x.c.confidence! || x.i - y.i);
-      ranked.forEach(({ c }, i) => (list[i] = c));
-    }
+    if (match.rerank === 'match') rerankByConfidence(list);
   }
   return imageEmbeddings;
+}
+
+/** `rerank: 'match'`: the n-best list in place, highest confidence first (ties keep the decoder's order). */
+export function rerankByConfidence<C extends { confidence?: number }>(list: C[]): C[] {
+  const ranked = list.map((c, i) => ({ c, i })).sort((x, y) => (y.c.confidence ?? 0) - (x.c.confidence ?? 0) || x.i - y.i);
+  ranked.forEach(({ c }, i) => (list[i] = c));
+  return list;
 }
 
 /** MODEL_CORRUPT when the decoder does not read the features the encoder gives. */

@@ -52,6 +52,10 @@ export const captionOptionsSchema = z
     nbest: intField(LIMITS.nbest.min, LIMITS.nbest.max)
       .optional()
       .describe(`Captions returned, best first; at most beam. Default: the model card's decoding.nBest, else ${DEFAULT_GENERATION.nBest}.`),
+    rerank: z
+      .enum(['score', 'match'])
+      .optional()
+      .describe("Order of the n-best captions: 'score' (default), the decoder's ranking; 'match', highest confidence first (needs the matcher: 503 MODEL_NOT_FOUND without one). Only reorders what the search returned: ask for nbest > 1."),
     attention: boolField.optional().describe('Return per-token 7x7 attention weights (true/false, 1/0, yes/no, on/off). Default false.'),
     maxLength: intField(LIMITS.maxLength.min, LIMITS.maxLength.max)
       .optional()
@@ -105,7 +109,7 @@ export const captionResponseSchema = z.object({
   captions: z.array(captionSchema).describe('nbest captions, best first'),
   altText: z.string().describe(`The best caption as alt text: sentence case, final period, at most ${ALT_TEXT_MAX} characters`),
   options: z
-    .object({ beam: z.number().int(), nbest: z.number().int(), maxLength: z.number().int(), attention: z.boolean() })
+    .object({ beam: z.number().int(), nbest: z.number().int(), maxLength: z.number().int(), attention: z.boolean(), rerank: z.enum(['score', 'match']) })
     .describe('The options the captions were made with, defaults filled in'),
   timings: z
     .object({

@@ -21,6 +21,7 @@ import { stripMetadata } from '../../image/index.js';
 import { toAltText } from '../../text/alt-text.js';
 import { concurrencyLimit } from '../concurrency.js';
 import { requestGeneration } from '../engine.js';
+import { rerankByConfidence } from '../../pipeline/core.js';
 import { BINARY, documented } from '../openapi.js';
 import type { LibraryQuota } from '../quota.js';
 import { captionOptionsSchema, captionResponseSchema, errorResponse, parseOrThrow } from '../schemas.js';
@@ -108,6 +109,9 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
       const engine = await app.engine.get(remaining());
       const { card } = engine;
       const generation = requestGeneration(options, card);
+      if (options.rerank === 'match' && !engine.matching) {
+        throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, 'rerank=match needs the image–text matcher, and this server has none', { subject: 'rerank' });
+      }
       const id = createHash('sha256').update(bytes).digest('hex');
       request.phase = 'queued';
       const done = await app.batcher
@@ -119,7 +123,9 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
           throw err;
         });
       app.metrics.queueWait.observe(done.queuedMs / 1000);
-      const { image, captions, timings, embedding } = done.result;
+      const { image, timings, embedding } = done.result;
+      // batches are shared across requests, so the order is this request's own business
+      const captions = options.rerank === 'match' ? rerankByConfidence([...done.result.captions]) : done.result.captions;
       const matching = engine.matching;
 
       let stored = false;
@@ -160,7 +166,7 @@ export const captionsPlugin: FastifyPluginAsyncZod<CaptionsPluginOptions> = asyn
           ...(c.confidence === undefined ? {} : { confidence: c.confidence }),
         })),
         altText: toAltText(captions[0]?.text ?? ''),
-        options: { beam: generation.beamSize, nbest: generation.nBest, maxLength: generation.maxLength, attention: Boolean(options.attention) },
+        options: { beam: generation.beamSize, nbest: generation.nBest, maxLength: generation.maxLength, attention: Boolean(options.attention), rerank: options.rerank ?? 'score' },
         timings: { ...timings, queueMs: round1(done.queuedMs), requestMs: round1(performance.now() - started), batchSize: done.batchSize },
         library: stored ? libraryLinks(id) : null,
         matcher: matching?.name ?? null,
