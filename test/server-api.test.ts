@@ -325,7 +325,7 @@ test('GET /openapi.json is generated from the route schemas and covers every rou
   // What zod cannot describe, declared on the route: the multipart form (image + the same options) and raw bytes...
   const form = captions.requestBody.content['multipart/form-data'].schema;
   assert.deepEqual(form.required, ['image']);
-  assert.deepEqual(Object.keys(form.properties), ['image', 'beam', 'nbest', 'attention', 'maxLength', 'store', 'keepMetadata']);
+  assert.deepEqual(Object.keys(form.properties), ['image', 'beam', 'nbest', 'rerank', 'attention', 'maxLength', 'store', 'keepMetadata']);
   assert.equal(captions.requestBody.content['image/*'].schema.format, 'binary');
   // ... and binary or text responses.
   assert.equal(doc.paths['/v1/library/{id}/thumbnail'].get.responses['200'].content['image/jpeg'].schema.format, 'binary');
