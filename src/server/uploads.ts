@@ -18,6 +18,7 @@
 import type { Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { MultipartFile } from '@fastify/multipart';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -182,4 +183,18 @@ export async function readBounded(stream: Readable, limit: number, expected?: nu
     length += chunk.length;
   }
   return length === buffer.length ? buffer : buffer.subarray(0, length);
+}
+
+/**
+ * The image of a multipart request (POST /v1/captions, POST /v1/match): a file part must be the field `image`; it is
+ * read up to `bodyLimit` bytes (PAYLOAD_TOO_LARGE beyond), stopping early when the declared length says so.
+ */
+export async function readImagePart(request: FastifyRequest, part: MultipartFile, bodyLimit: number): Promise<Buffer> {
+  if (part.fieldname !== 'image') {
+    throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `form field "${part.fieldname.slice(0, 40)}": the image goes in a file field named "image"`, { subject: 'image' });
+  }
+  const expected = declaredLength(request.raw);
+  const bytes = await readBounded(part.file, bodyLimit, expected === undefined ? undefined : Math.min(expected, bodyLimit));
+  if (part.file.truncated) throw new PixelInfoError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request is too large (over the ${bodyLimit}-byte limit)`);
+  return bytes;
 }

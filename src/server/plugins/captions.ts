@@ -25,7 +25,7 @@ import { rerankByConfidence } from '../../pipeline/core.js';
 import { BINARY, documented } from '../openapi.js';
 import type { LibraryQuota } from '../quota.js';
 import { captionOptionsSchema, captionResponseSchema, errorResponse, parseOrThrow } from '../schemas.js';
-import { declaredLength, readBounded, type UploadAdmission } from '../uploads.js';
+import { declaredLength, readBounded, readImagePart, type UploadAdmission } from '../uploads.js';
 import { libraryLinks } from './library.js';
 
 export interface CaptionsPluginOptions {
@@ -213,12 +213,7 @@ async function readImageRequest(request: FastifyRequest, bodyLimit: number): Pro
     try {
       for await (const part of request.parts()) {
         if (part.type === 'file') {
-          if (part.fieldname !== 'image') {
-            throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `form field "${part.fieldname.slice(0, 40)}": the image goes in a file field named "image"`, { subject: 'image' });
-          }
-          const expected = declaredLength(request.raw);
-          bytes = await readBounded(part.file, bodyLimit, expected === undefined ? undefined : Math.min(expected, bodyLimit));
-          if (part.file.truncated) throw new PixelInfoError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request is too large (over the ${bodyLimit}-byte limit)`);
+          bytes = await readImagePart(request, part, bodyLimit);
         } else {
           if (Object.hasOwn(fields, part.fieldname)) {
             throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `form field "${part.fieldname.slice(0, 40)}" is given twice; give each option once`, { subject: part.fieldname });

@@ -17,7 +17,7 @@ import { concurrencyLimit } from '../concurrency.js';
 import { matcherOf, noMatcherError, routeMatcher } from '../engine.js';
 import { BINARY, documented } from '../openapi.js';
 import { errorResponse, LIMITS, matchJsonBodySchema, matchResponseSchema, matchTextsSchema, parseOrThrow } from '../schemas.js';
-import { declaredLength, readBounded, type UploadAdmission } from '../uploads.js';
+import { declaredLength, readBounded, readImagePart, type UploadAdmission } from '../uploads.js';
 
 export interface MatchPluginOptions {
   /** Per request, from the moment its body is read, ms. */
@@ -142,12 +142,7 @@ async function readMatchRequest(
     try {
       for await (const part of request.parts()) {
         if (part.type === 'file') {
-          if (part.fieldname !== 'image') {
-            throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `form field "${part.fieldname.slice(0, 40)}": the image goes in a file field named "image"`, { subject: 'image' });
-          }
-          const expected = declaredLength(request.raw);
-          bytes = await readBounded(part.file, bodyLimit, expected === undefined ? undefined : Math.min(expected, bodyLimit));
-          if (part.file.truncated) throw new PixelInfoError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request is too large (over the ${bodyLimit}-byte limit)`);
+          bytes = await readImagePart(request, part, bodyLimit);
         } else if (part.fieldname === 'text') {
           single.push(String(part.value));
         } else if (part.fieldname === 'texts') {
