@@ -17,7 +17,7 @@ import { concurrencyLimit } from '../concurrency.js';
 import { matcherOf, noMatcherError, routeMatcher } from '../engine.js';
 import { BINARY, documented } from '../openapi.js';
 import { errorResponse, LIMITS, matchJsonBodySchema, matchResponseSchema, matchTextsSchema, parseOrThrow } from '../schemas.js';
-import { declaredLength, readBounded, readImagePart, type UploadAdmission } from '../uploads.js';
+import { readImagePart, type UploadAdmission } from '../uploads.js';
 
 export interface MatchPluginOptions {
   /** Per request, from the moment its body is read, ms. */
