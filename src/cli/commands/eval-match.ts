@@ -5,14 +5,13 @@
  */
 import { Option, type Command } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../../data/datasets/index.js';
-import { ErrorCodes, type ErrorCode } from '../../errors.js';
 import { MATCH_SPLITS, evaluateMatcher, type MatchSplit, type MatchStage } from '../../eval/match.js';
 import { formatMatchTable, writeMatchOutputs } from '../../eval/match-report.js';
 import { CALIBRATION_PAIRS_SEED } from '../../eval/match-metrics.js';
 import { defaultMatcherDir, defaultModelDir } from '../../pipeline/captioner.js';
 import { parsePositiveInt } from '../options.js';
 import { createProgress, type Progress } from '../progress.js';
-import { exitTwoOn } from '../usage-errors.js';
+import { DATASET_USAGE_ERRORS, exitTwoOn } from '../usage-errors.js';
 
 interface EvalMatchCliOptions {
   dataset: DatasetName;
@@ -32,13 +31,6 @@ interface EvalMatchCliOptions {
   progress: boolean;
 }
 
-const USAGE_ERRORS = new Set<ErrorCode>([
-  ErrorCodes.INVALID_ARGUMENT,
-  ErrorCodes.FILE_NOT_FOUND,
-  ErrorCodes.DATASET_NOT_FOUND,
-  ErrorCodes.MODEL_NOT_FOUND,
-  ErrorCodes.FEATURE_STORE_INVALID,
-]);
 
 const STAGE_LABELS: Record<MatchStage, string> = {
   features: 'features  ',
@@ -66,7 +58,7 @@ export function registerEvalMatch(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--seed <n>', 'seed of the calibration pairs', (v) => (v === '0' ? 0 : parsePositiveInt(v)), CALIBRATION_PAIRS_SEED)
     .option('--no-progress', 'no progress bars')
-    .action(exitTwoOn<EvalMatchCliOptions>('eval-match', USAGE_ERRORS, runEvalMatch));
+    .action(exitTwoOn<EvalMatchCliOptions>('eval-match', DATASET_USAGE_ERRORS, runEvalMatch));
 }
 
 async function runEvalMatch(opts: EvalMatchCliOptions): Promise<void> {

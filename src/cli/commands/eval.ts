@@ -2,7 +2,7 @@
  * `pixel-info eval`: caption every image of a dataset split, score the captions with the COCO caption metrics and
  * write results.json, references.json, metrics.json and report.md (src/eval).
  */
-import { exitTwoOn } from '../usage-errors.js';
+import { DATASET_USAGE_ERRORS, exitTwoOn } from '../usage-errors.js';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../../data/datasets/index.js';
@@ -33,14 +33,7 @@ interface EvalCliOptions extends GenerationFlags {
 }
 
 /** Errors caused by the command line or what it points at (a wrong folder, a store of another encoder): exit 2. */
-const USAGE_ERRORS = new Set<ErrorCode>([
-  ErrorCodes.INVALID_ARGUMENT,
-  ErrorCodes.FILE_NOT_FOUND,
-  ErrorCodes.DATASET_NOT_FOUND,
-  ErrorCodes.MODEL_NOT_FOUND,
-  ErrorCodes.FEATURE_STORE_INVALID,
-  ErrorCodes.PYTHON_UNAVAILABLE,
-]);
+const USAGE_ERRORS = new Set<ErrorCode>([...DATASET_USAGE_ERRORS, ErrorCodes.PYTHON_UNAVAILABLE]);
 
 export function registerEval(program: Command): void {
   const command = program
