@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ShowAttendTellStepModel } from '../src/decoder/models/show-attend-tell.js';
+import { ShowAttendTellStepModel, type GraphFormat } from '../src/decoder/models/show-attend-tell.js';
 import { readModelDir } from '../src/decoder/model-dir.js';
 import { beamSearch, type Hypothesis } from '../src/decoder/search.js';
 import { DataType, encodeModel, node, valueInfo } from '../src/onnx/proto.js';
@@ -11,10 +11,10 @@ import { ToyReferenceModel, toyFeatures, toyVocabulary, toyWeights, writeToyMode
 
 const ROW = 49 * 2048;
 
-function tmpModel(t: { after: (fn: () => void) => void }, weights = toyWeights()): string {
+function tmpModel(t: { after: (fn: () => void) => void }, weights = toyWeights(), format: GraphFormat = 'per-image'): string {
   const dir = mkdtempSync(join(tmpdir(), 'px-decoder-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return writeToyModelDir(join(dir, 'model'), weights);
+  return writeToyModelDir(join(dir, 'model'), weights, {}, format);
 }
 
 function assertSameHypotheses(actual: Hypothesis[][], expected: Hypothesis[][], tolerance = 1e-4): void {
@@ -31,10 +31,11 @@ function assertSameHypotheses(actual: Hypothesis[][], expected: Hypothesis[][], 
   });
 }
 
-test('ShowAttendTellStepModel + beam search give what the plain-TS toy decoder gives (greedy, beam 3 with n-best, attention)', async (t) => {
+for (const format of ['per-image', 'per-row'] as const) test(`ShowAttendTellStepModel (${format} graphs) + beam search give what the plain-TS toy decoder gives (greedy, beam 3 with n-best, attention)`, async (t) => {
   const weights = toyWeights();
-  const model = await ShowAttendTellStepModel.load(tmpModel(t, weights), { vocabSize: SMALL_DIMS.vocab, threads: 1 });
+  const model = await ShowAttendTellStepModel.load(tmpModel(t, weights, format), { vocabSize: SMALL_DIMS.vocab, threads: 1 });
   t.after(() => model.release());
+  assert.equal(model.format, format);
   const reference = new ToyReferenceModel(weights);
   const features = toyFeatures(5);
   for (const opts of [
@@ -75,7 +76,7 @@ test('ShowAttendTellStepModel.select reorders and repeats rows; init checks the 
   const state = await model.init(toyFeatures(2), 2);
   const picked = model.select(state, [1, 1, 0]);
   assert.equal(picked.rows, 3);
-  assert.deepEqual(Array.from(picked.image), [1, 1, 0]);
+  assert.deepEqual(Array.from(picked.image, Number), [1, 1, 0]);
   const out = await model.step([1, 1, 1], picked);
   const V = SMALL_DIMS.vocab;
   assert.deepEqual(out.logProbs.subarray(0, V), out.logProbs.subarray(V, 2 * V));

@@ -69,7 +69,7 @@ export async function configureOnnx(options: OnnxConfig = {}): Promise<OnnxDevic
 }
 
 /** Sessions on the configured device; `threads` is set once for the page (configureOnnx), not per session. */
-export function sessionOptions(_threads?: number): SessionOptions {
+export function sessionOptions(_threads?: number, _tuning: { spinning?: boolean } = {}): SessionOptions {
   return { executionProviders: onnxDevice === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'], graphOptimizationLevel: 'all' };
 }
 

@@ -46,10 +46,22 @@ export const ort: OrtModule = runtime.ort;
 /** Which runtime `ort` is. */
 export const ONNX_BACKEND: OnnxBackendName = runtime.name;
 
+export interface SessionTuning {
+  /**
+   * Whether the session's intra-op threads spin-wait between parallel sections (onnxruntime's default). Spinning
+   * wins for a long run of large kernels (the encoder); for a session called many times in a row with JavaScript
+   * between the calls (a decoder step), idle spinning threads take cores from the next call and from the other
+   * sessions, so decoders turn it off.
+   */
+  spinning?: boolean;
+}
+
 /** Sequential, fully optimised sessions; `threads` intra-op threads (default: all cores). */
-export function sessionOptions(threads?: number): SessionOptions {
+export function sessionOptions(threads?: number, tuning: SessionTuning = {}): SessionOptions {
   if (ONNX_BACKEND === 'onnxruntime-web') return { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
-  return { intraOpNumThreads: threads ?? 0, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' };
+  const options: SessionOptions = { intraOpNumThreads: threads ?? 0, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' };
+  if (tuning.spinning === false) options.extra = { session: { intra_op: { allow_spinning: '0' } } };
+  return options;
 }
 
 /** A session for an ONNX model's bytes. */

@@ -9,7 +9,8 @@ Same structure as sgrvinod's a-PyTorch-Tutorial-to-Image-Captioning decoder:
   output      log_softmax(fc(dropout(h)))
 
 The ONNX export is exactly the two methods `init` and `step` (docs/formats.md, "Decoder model directory"), so what the
-TypeScript beam search runs is what was trained. Teacher-forced training, sampling and the trainer's beam search
+TypeScript beam search runs is what was trained: init does everything per image (feature LayerNorm, attention
+projection, h0/c0), step everything per row, reading the per-image tensors through a row → image index. Teacher-forced training, sampling and the trainer's beam search
 (`init_state` / `step_state`) call the same step.
 """
 
@@ -52,11 +53,15 @@ class ShowAttendTell(nn.Module):
     config_class = ShowAttendTellConfig
     description = "soft-attention LSTM decoder (Xu et al. 2015) over the encoder's region feature map"
 
-    # The exported graphs (docs/formats.md): name → (input names, output names, name of the dynamic row axis).
-    # The TypeScript side (src/decoder/models/show-attend-tell.ts) loads decoder_<name>.onnx with exactly these.
+    # The exported graphs (docs/formats.md): name → (input names, output names, dynamic first axis per name; "*" is
+    # every other name). The TypeScript side (src/decoder/models/show-attend-tell.ts) loads decoder_<name>.onnx with
+    # exactly these. Everything that depends only on the image (the feature LayerNorm, the attention projection, h0
+    # and c0) is computed once by init; the step reads the per-image tensors through a row → image index, so the
+    # caller never copies an image's features per beam.
     ONNX_GRAPHS = {
-        "init": (["features"], ["proj_features", "h", "c"], "B"),
-        "step": (["tokens", "h", "c", "features", "proj_features"], ["log_probs", "h_out", "c_out", "alpha"], "N"),
+        "init": (["features"], ["memory", "proj_features", "h", "c"], {"*": "B"}),
+        "step": (["tokens", "image", "h", "c", "memory", "proj_features"], ["log_probs", "h_out", "c_out", "alpha"],
+                 {"memory": "B", "proj_features": "B", "*": "N"}),
     }
 
     def __init__(self, cfg: ShowAttendTellConfig):
@@ -82,14 +87,19 @@ class ShowAttendTell(nn.Module):
 
     # --- the two exported functions -------------------------------------------------------------------------------
 
-    def init(self, features: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """features [B,R,D] → (proj_features [B,R,A], h [B,H], c [B,H])."""
-        return self._init_normalized(self.normalize(features))
+    def init(self, features: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """features [B,R,D] → (memory [B,R,D] (the normalised features), proj_features [B,R,A], h [B,H], c [B,H])."""
+        memory = self.normalize(features)
+        proj, h, c = self._init_normalized(memory)
+        return memory, proj, h, c
 
-    def step(self, tokens: Tensor, h: Tensor, c: Tensor, features: Tensor, proj_features: Tensor
+    def step(self, tokens: Tensor, image: Tensor, h: Tensor, c: Tensor, memory: Tensor, proj_features: Tensor
              ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One decoding step from raw features: tokens [N] → (log_probs [N,V], h [N,H], c [N,H], alpha [N,R])."""
-        logits, h, c, alpha = self.step_logits(tokens, h, c, self.normalize(features), proj_features)
+        """One decoding step for N rows over B images: tokens [N], image [N] (row → image), h, c [N,H], memory [B,R,D],
+        proj_features [B,R,A] → (log_probs [N,V], h [N,H], c [N,H], alpha [N,R])."""
+        feats = memory.index_select(0, image)  # [N,R,D] (a Gather in the graph)
+        proj = proj_features.index_select(0, image)  # [N,R,A]
+        logits, h, c, alpha = self.step_logits(tokens, h, c, feats, proj)
         return F.log_softmax(logits.float(), dim=-1), h, c, alpha
 
     def onnx_function(self, graph: str):
@@ -98,20 +108,20 @@ class ShowAttendTell(nn.Module):
     @torch.no_grad()
     def export_examples(self, batch: int = 2, steps: int = 3, seed: int = 0) -> Dict[str, Tensor]:
         """Inputs and outputs of both graphs, named `<graph>.<name>` (the parity fixture). ReLU-like features (the
-        encoder's output is >= 0) for init; the step rows come from the init outputs (N != B, to exercise both
-        dynamic axes), with perturbed h/c and varied tokens."""
+        encoder's output is >= 0) for init; the step's N rows (N != B, to exercise both dynamic axes) point at the
+        init's images in a non-trivial order, with perturbed h/c and varied tokens."""
         cfg = self.cfg
         g = torch.Generator().manual_seed(seed)
         feats = torch.relu(torch.randn(batch, cfg.regions, cfg.feature_dim, generator=g)) * 0.8
-        rows = torch.tensor([i % batch for i in range(steps)])
+        image = torch.tensor([(batch - 1 - i) % batch for i in range(steps)], dtype=torch.long)
         tokens = torch.tensor([1] + [(5 + 7 * i) % cfg.vocab_size for i in range(1, steps)], dtype=torch.long)
-        proj, h, c = self.init(feats)
-        sh = h[rows] + 0.1 * torch.randn(h[rows].shape, generator=g)
-        sc = c[rows] + 0.1 * torch.randn(c[rows].shape, generator=g)
-        sf, sp = feats[rows], proj[rows]
-        lp, h2, c2, alpha = self.step(tokens, sh, sc, sf, sp)
-        return {"init.features": feats, "init.proj_features": proj, "init.h": h, "init.c": c,
-                "step.tokens": tokens, "step.h": sh, "step.c": sc, "step.features": sf, "step.proj_features": sp,
+        memory, proj, h, c = self.init(feats)
+        sh = h[image] + 0.1 * torch.randn(h[image].shape, generator=g)
+        sc = c[image] + 0.1 * torch.randn(c[image].shape, generator=g)
+        lp, h2, c2, alpha = self.step(tokens, image, sh, sc, memory, proj)
+        return {"init.features": feats, "init.memory": memory, "init.proj_features": proj, "init.h": h, "init.c": c,
+                "step.tokens": tokens, "step.image": image, "step.h": sh, "step.c": sc, "step.memory": memory,
+                "step.proj_features": proj,
                 "step.log_probs": lp, "step.h_out": h2, "step.c_out": c2, "step.alpha": alpha}
 
     # --- the beam search's step-state interface -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from trainer.checkpoint import load_checkpoint, load_fp16_parts, model_from_chec
 from trainer.decoding import default_config
 from trainer.export import export_model, fp16_export_copy, main as export_main, tiny_checkpoint
 from trainer.models import ARCHITECTURES
-from trainer.tests.onnx_proto import read_model
+from trainer.onnx_proto import read_model
 from trainer.tests.synth import trained_run
 
 FLOAT, INT64, FLOAT16 = 1, 7, 10
@@ -48,11 +48,11 @@ class ExportTest(unittest.TestCase):
         step = read_model(os.path.join(self.out, "decoder_step.onnx"))
         io = lambda vs: [(v["name"], v["elem_type"], v["dims"]) for v in vs]  # noqa: E731
         self.assertEqual(io(init["inputs"]), [("features", FLOAT, ["B", 49, 2048])])
-        self.assertEqual(io(init["outputs"]), [("proj_features", FLOAT, ["B", 49, A]), ("h", FLOAT, ["B", H]),
-                                               ("c", FLOAT, ["B", H])])
-        self.assertEqual(io(step["inputs"]), [("tokens", INT64, ["N"]), ("h", FLOAT, ["N", H]), ("c", FLOAT, ["N", H]),
-                                              ("features", FLOAT, ["N", 49, 2048]),
-                                              ("proj_features", FLOAT, ["N", 49, A])])
+        self.assertEqual(io(init["outputs"]), [("memory", FLOAT, ["B", 49, 2048]), ("proj_features", FLOAT, ["B", 49, A]),
+                                               ("h", FLOAT, ["B", H]), ("c", FLOAT, ["B", H])])
+        self.assertEqual(io(step["inputs"]), [("tokens", INT64, ["N"]), ("image", INT64, ["N"]), ("h", FLOAT, ["N", H]),
+                                              ("c", FLOAT, ["N", H]), ("memory", FLOAT, ["B", 49, 2048]),
+                                              ("proj_features", FLOAT, ["B", 49, A])])
         self.assertEqual(io(step["outputs"]), [("log_probs", FLOAT, ["N", V]), ("h_out", FLOAT, ["N", H]),
                                                ("c_out", FLOAT, ["N", H]), ("alpha", FLOAT, ["N", 49])])
         self.assertTrue(13 <= init["opset"][0] <= 17)
@@ -77,7 +77,7 @@ class ExportTest(unittest.TestCase):
                                 t["name"])
                 n_params[g] += int(np.prod(t["dims"] or [1]))
         sd = self.ckpt["model"]
-        init_names = ["encoder_att", "init_h", "init_c"]
+        init_names = ["feature_norm", "encoder_att", "init_h", "init_c"]  # everything per image
         self.assertEqual(n_params["init"], sum(v.numel() for k, v in sd.items() if k.split(".")[0] in init_names))
         self.assertEqual(n_params["step"], sum(v.numel() for k, v in sd.items() if k.split(".")[0] not in init_names))
 

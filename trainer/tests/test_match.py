@@ -9,7 +9,7 @@ import unittest
 import torch
 
 from trainer import match
-from trainer.tests.onnx_proto import read_model
+from trainer.onnx_proto import read_model
 from trainer.tests.synth import write_store
 
 TINY = json.dumps(dict(pca_dim=16, embed_dim=16, word_dim=8, hidden_dim=16, image_hidden=32, dropout=0.0))

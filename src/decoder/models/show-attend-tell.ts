@@ -3,18 +3,32 @@
  * Python side): the soft-attention LSTM decoder exported as two ONNX graphs (docs/formats.md, "Decoder model
  * directory"). decoder_init.onnx makes the per-image state, decoder_step.onnx advances every beam of every image
  * in one call. The step state (h, c and a row → image index) is opaque to the search.
+ *
+ * Two graph formats load:
+ *   per-image (current): init returns the normalised features (`memory`) and their attention projection once per
+ *     image; the step takes them as they are plus a row → image index (`image`) and gathers inside the graph, so
+ *     nothing per image is copied or recomputed per beam or per step.
+ *   per-row (models exported before it): the step takes `features` and `proj_features` per row; this module
+ *     expands them from the per-image tensors (./show-attend-tell-legacy.ts) and the graph re-normalises them
+ *     every step. `python3 -m trainer.reexport DIR` converts such a directory.
  */
 import { modelFile, ort, type InferenceSession, type Tensor } from '../../backend/onnx.js';
 import { ErrorCodes, PixelInfoError } from '../../errors.js';
 import type { DecoderState, StepModel, StepOutput } from '../step-model.js';
 import { checkNames, numericDim, openSession, sessionOptions, tensorShape } from '../onnx-session.js';
+import { ImageBatch } from './show-attend-tell-legacy.js';
 
 export const INIT_FILE = 'decoder_init.onnx';
 export const STEP_FILE = 'decoder_step.onnx';
 export const INIT_INPUTS = ['features'] as const;
-export const INIT_OUTPUTS = ['proj_features', 'h', 'c'] as const;
-export const STEP_INPUTS = ['tokens', 'h', 'c', 'features', 'proj_features'] as const;
+export const INIT_OUTPUTS = ['memory', 'proj_features', 'h', 'c'] as const;
+export const STEP_INPUTS = ['tokens', 'image', 'h', 'c', 'memory', 'proj_features'] as const;
 export const STEP_OUTPUTS = ['log_probs', 'h_out', 'c_out', 'alpha'] as const;
+/** The per-row format's names (see the header). */
+export const LEGACY_INIT_OUTPUTS = ['proj_features', 'h', 'c'] as const;
+export const LEGACY_STEP_INPUTS = ['tokens', 'h', 'c', 'features', 'proj_features'] as const;
+
+export type GraphFormat = 'per-image' | 'per-row';
 
 export interface ShowAttendTellOptions {
   /** Intra-op threads per session; default: all cores. */
@@ -25,69 +39,23 @@ export interface ShowAttendTellOptions {
   int8?: boolean;
 }
 
-/** Image-level tensors shared by all rows of one search, and the per-row copies the step graph needs. */
-class ImageBatch {
-  /** Row → image map the expanded buffers currently hold, or null before the first step. */
-  private expandedFor: Int32Array | null = null;
-  private features?: Float32Array;
-  private proj?: Float32Array;
-  private featuresTensor?: Tensor;
-  private projTensor?: Tensor;
-
-  constructor(
-    readonly imageFeatures: Float32Array,
-    readonly imageProj: Float32Array,
-    readonly regions: number,
-    readonly featureDim: number,
-    readonly attentionDim: number,
-  ) {}
-
-  /**
-   * [rows, regions, D] tensors of features and projected features for this row → image map. They are rebuilt
-   * only when the map changes (after step 1 the beams keep their rows until an image finishes), and then only
-   * the rows whose image changed are copied, into buffers reused while they are big enough.
-   */
-  expand(image: Int32Array): { features: Tensor; proj: Tensor } {
-    const rows = image.length;
-    const previous = this.expandedFor;
-    if (previous && this.featuresTensor && this.projTensor && sameMap(previous, image)) {
-      return { features: this.featuresTensor, proj: this.projTensor };
-    }
-    const fRow = this.regions * this.featureDim;
-    const pRow = this.regions * this.attentionDim;
-    let reuse = previous !== null;
-    if (!this.features || this.features.length < rows * fRow) {
-      this.features = new Float32Array(rows * fRow);
-      this.proj = new Float32Array(rows * pRow);
-      reuse = false;
-    }
-    for (let r = 0; r < rows; r++) {
-      const img = image[r];
-      if (reuse && r < previous!.length && previous![r] === img) continue;
-      this.features.set(this.imageFeatures.subarray(img * fRow, (img + 1) * fRow), r * fRow);
-      this.proj!.set(this.imageProj.subarray(img * pRow, (img + 1) * pRow), r * pRow);
-    }
-    // Views from offset 0 of the reused buffers: no copy, and no reliance on byteOffset handling.
-    this.featuresTensor = new ort.Tensor('float32', this.features.subarray(0, rows * fRow), [rows, this.regions, this.featureDim]);
-    this.projTensor = new ort.Tensor('float32', this.proj!.subarray(0, rows * pRow), [rows, this.regions, this.attentionDim]);
-    this.expandedFor = image.slice();
-    return { features: this.featuresTensor, proj: this.projTensor };
-  }
-}
-
-function sameMap(a: Int32Array, b: Int32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** What init computed once per image, for every step of the search. */
+interface ImageTensors {
+  /** [images, regions, featureDim]: the normalised features (per-image format) or the raw ones (per-row format). */
+  memory: Tensor;
+  /** [images, regions, attentionDim] */
+  proj: Tensor;
+  /** Per-row format only: the per-row copies its step graph needs. */
+  legacy?: ImageBatch;
 }
 
 export interface ShowAttendTellState extends DecoderState {
   /** rows × hidden */
   h: Float32Array;
   c: Float32Array;
-  /** Row → image index in the batch given to init. */
-  image: Int32Array;
-  batch: ImageBatch;
+  /** Row → image index in the batch given to init (the step graph's `image` input as it is). */
+  image: BigInt64Array;
+  images: ImageTensors;
 }
 
 export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
@@ -97,10 +65,14 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     readonly regions: number,
     readonly featureDim: number,
     private expectedVocab: number | undefined,
+    /** Which of the two graph formats of the header the directory holds. */
+    readonly format: GraphFormat,
   ) {}
 
   static async load(modelDir: string, options: ShowAttendTellOptions = {}): Promise<ShowAttendTellStepModel> {
-    const session = sessionOptions(options.threads);
+    // No spin-waiting: JavaScript runs between steps, and spinning threads would take the cores from the next step,
+    // the encoder and the other sessions (measured: decoding 83 → 51 ms and the next encoder call 101 → 60 ms, batch 1).
+    const session = sessionOptions(options.threads, { spinning: false });
     // Imported only when asked for: the ONNX protobuf code it needs stays out of the browser bundle (package.json "browser").
     const quantize = options.int8 ? (await import('../../onnx/quantize.js')).quantizeGemmWeights : undefined;
     if (options.int8 && typeof quantize !== 'function') throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, 'the int8 decoder is available in Node only');
@@ -109,8 +81,9 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
       openSession(modelFile(modelDir, STEP_FILE), session, quantize ? (bytes) => quantize(bytes).bytes : undefined),
     ]);
     try {
-      checkNames(initSession, INIT_FILE, INIT_INPUTS, INIT_OUTPUTS);
-      checkNames(stepSession, STEP_FILE, STEP_INPUTS, STEP_OUTPUTS);
+      const format: GraphFormat = stepSession.inputNames.includes('image') ? 'per-image' : 'per-row';
+      checkNames(initSession, INIT_FILE, INIT_INPUTS, format === 'per-image' ? INIT_OUTPUTS : LEGACY_INIT_OUTPUTS);
+      checkNames(stepSession, STEP_FILE, format === 'per-image' ? STEP_INPUTS : LEGACY_STEP_INPUTS, STEP_OUTPUTS);
       const featureShape = tensorShape(initSession.inputMetadata, 'features');
       const regions = numericDim(featureShape[1]);
       const featureDim = numericDim(featureShape[2]);
@@ -129,7 +102,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
           { subject: modelDir },
         );
       }
-      return new ShowAttendTellStepModel(initSession, stepSession, regions, featureDim, options.vocabSize ?? graphVocab);
+      return new ShowAttendTellStepModel(initSession, stepSession, regions, featureDim, options.vocabSize ?? graphVocab, format);
     } catch (err) {
       await Promise.all([initSession.release(), stepSession.release()]);
       throw err;
@@ -150,15 +123,16 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     const input = new ort.Tensor('float32', imageFeatures, [count, this.regions, this.featureDim]);
     const out = await this.initSession.run({ features: input });
     const proj = out.proj_features as Tensor;
-    const attentionDim = Number(proj.dims[2]);
-    const batch = new ImageBatch(imageFeatures, proj.data as Float32Array, this.regions, this.featureDim, attentionDim);
-    return {
-      rows: count,
-      h: out.h.data as Float32Array,
-      c: out.c.data as Float32Array,
-      image: Int32Array.from({ length: count }, (_, i) => i),
-      batch,
-    };
+    let images: ImageTensors;
+    if (this.format === 'per-image') {
+      images = { memory: out.memory as Tensor, proj };
+    } else {
+      const attentionDim = Number(proj.dims[2]);
+      images = { memory: input, proj, legacy: new ImageBatch(imageFeatures, proj.data as Float32Array, this.regions, this.featureDim, attentionDim) };
+    }
+    const image = new BigInt64Array(count);
+    for (let i = 0; i < count; i++) image[i] = BigInt(i);
+    return { rows: count, h: out.h.data as Float32Array, c: out.c.data as Float32Array, image, images };
   }
 
   async step(tokens: BigInt64Array | ArrayLike<number>, state: ShowAttendTellState): Promise<StepOutput<ShowAttendTellState>> {
@@ -166,14 +140,22 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     if (tokens.length !== rows) throw new RangeError(`${tokens.length} tokens for ${rows} rows`);
     const ids = tokens instanceof BigInt64Array ? tokens : BigInt64Array.from(Array.from(tokens as ArrayLike<number>, (t) => BigInt(t)));
     const hidden = state.h.length / rows;
-    const { features, proj } = state.batch.expand(state.image);
-    const out = await this.stepSession.run({
+    const feeds: Record<string, Tensor> = {
       tokens: new ort.Tensor('int64', ids, [rows]),
       h: new ort.Tensor('float32', state.h, [rows, hidden]),
       c: new ort.Tensor('float32', state.c, [rows, hidden]),
-      features,
-      proj_features: proj,
-    });
+    };
+    const { legacy } = state.images;
+    if (legacy) {
+      const expanded = legacy.expand(state.image);
+      feeds.features = expanded.features;
+      feeds.proj_features = expanded.proj;
+    } else {
+      feeds.image = new ort.Tensor('int64', state.image, [rows]);
+      feeds.memory = state.images.memory;
+      feeds.proj_features = state.images.proj;
+    }
+    const out = await this.stepSession.run(feeds);
     const logProbs = out.log_probs.data as Float32Array;
     const alpha = out.alpha.data as Float32Array;
     const vocab = logProbs.length / rows;
@@ -187,7 +169,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     return {
       logProbs,
       alpha,
-      state: { rows, h: out.h_out.data as Float32Array, c: out.c_out.data as Float32Array, image: state.image, batch: state.batch },
+      state: { rows, h: out.h_out.data as Float32Array, c: out.c_out.data as Float32Array, image: state.image, images: state.images },
     };
   }
 
@@ -196,7 +178,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     const hidden = state.h.length / state.rows;
     const h = new Float32Array(rows * hidden);
     const c = new Float32Array(rows * hidden);
-    const image = new Int32Array(rows);
+    const image = new BigInt64Array(rows);
     for (let i = 0; i < rows; i++) {
       const from = rowIndices[i];
       if (!(from >= 0 && from < state.rows)) throw new RangeError(`row ${from} is outside a state of ${state.rows} rows`);
@@ -204,7 +186,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
       c.set(state.c.subarray(from * hidden, (from + 1) * hidden), i * hidden);
       image[i] = state.image[from];
     }
-    return { rows, h, c, image, batch: state.batch };
+    return { rows, h, c, image, images: state.images };
   }
 
   async release(): Promise<void> {

@@ -1,5 +1,6 @@
-"""Just enough of the ONNX protobuf wire format to check exported graphs without the onnx package:
-opset, graph inputs/outputs (name, element type, dims), initializers (name, data type, dims) and nodes."""
+"""Just enough of the ONNX protobuf wire format to read exported graphs without the onnx package: opset, graph
+inputs/outputs (name, element type, dims), initializers (name, data type, dims, raw bytes) and nodes. The tests check
+exports with it; trainer.reexport reads a model directory's weights back with it."""
 
 from typing import Dict, List, Tuple
 
@@ -83,6 +84,8 @@ def read_model(path: str) -> dict:
     inits = []
     for tb in _get(graph, 5):
         tf = fields(tb)
-        inits.append({"name": _get(tf, 8)[0].decode(), "data_type": _get(tf, 2)[0], "dims": _packed_ints(_get(tf, 1))})
+        raw = _get(tf, 9)
+        inits.append({"name": _get(tf, 8)[0].decode(), "data_type": _get(tf, 2)[0], "dims": _packed_ints(_get(tf, 1)),
+                      "raw": raw[0] if raw else None})
     return {"opset": [o.get(2) for o in opsets if not o.get(1)], "nodes": nodes, "initializers": inits,
             "inputs": [_value_info(x) for x in _get(graph, 11)], "outputs": [_value_info(x) for x in _get(graph, 12)]}
