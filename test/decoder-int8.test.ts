@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { decodeModel } from '../src/onnx/proto.js';
 import { quantizeGemmWeights } from '../src/onnx/quantize.js';
 import { Captioner } from '../src/pipeline/captioner.js';
+import { int8Available, resolveInt8Decoder } from '../src/decoder/precision.js';
 import { FLICKR8K_IMAGES, HAVE_FLICKR8K } from './helpers/dataset.js';
 
 const MODEL = join(process.cwd(), 'models', 'flickr8k-sat');
@@ -25,8 +26,10 @@ test('int8 decoder: every dense layer of the step graph becomes DynamicQuantizeM
 
 test('int8 decoder: captions of real images mostly identical to fp32', { skip: (!HAVE_MODEL && 'no shipped model') || (!HAVE_FLICKR8K && 'no ../shared'), timeout: 300_000 }, async () => {
   const files = readdirSync(FLICKR8K_IMAGES).sort().slice(0, 16).map((n) => join(FLICKR8K_IMAGES, n));
-  const fp32 = await Captioner.load({ threads: 2 });
+  const fp32 = await Captioner.load({ threads: 2, int8Decoder: false });
   const int8 = await Captioner.load({ threads: 2, encoder: undefined, int8Decoder: true });
+  assert.equal(fp32.int8Decoder, false);
+  assert.equal(int8.int8Decoder, true);
   const a = await fp32.caption(files);
   const b = await int8.caption(files);
   await fp32.release();
@@ -37,6 +40,24 @@ test('int8 decoder: captions of real images mostly identical to fp32', { skip: (
     assert.ok('captions' in x && 'captions' in y);
     if ('captions' in x && 'captions' in y && x.captions[0].text === y.captions[0].text) same++;
   });
-  // On the whole val split 925 of 1000 captions are identical and CIDEr moves by -0.001.
+  // On the whole val split 928 of 1000 captions are identical and CIDEr moves by -0.0003 (the card's quantization gate).
   assert.ok(same >= 12, `only ${same}/16 identical`);
+});
+
+test('int8 default: on where the model card records a passed gate (Node runtime), off otherwise; explicit choices win', () => {
+  const passed = { quantization: { int8Decoder: { passed: true } } };
+  const failed = { quantization: { int8Decoder: { passed: false } } };
+  assert.equal(int8Available(), true, 'the tests run on onnxruntime-node');
+  assert.equal(resolveInt8Decoder(undefined, passed), true);
+  assert.equal(resolveInt8Decoder('auto', passed), true);
+  assert.equal(resolveInt8Decoder('auto', failed), false);
+  assert.equal(resolveInt8Decoder('auto', {}), false, 'no gate measured: fp32');
+  assert.equal(resolveInt8Decoder(true, {}), true);
+  assert.equal(resolveInt8Decoder(false, passed), false);
+  if (HAVE_MODEL) {
+    const card = JSON.parse(readFileSync(join(MODEL, 'model-card.json'), 'utf8'));
+    const gate = card.quantization.int8Decoder;
+    assert.equal(gate.passed, gate.ciderDrop <= gate.maxCiderDrop, 'the shipped gate is consistent');
+    assert.equal(gate.split, 'val', 'selected on val');
+  }
 });

@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { registerEval } from '../src/cli/commands/eval.js';
@@ -150,6 +150,37 @@ test('eval is deterministic: two runs write identical results.json', NEEDS_DATA,
   assert.ok(first.equals(readFileSync(join(dir, 'b', 'results.json'))));
   assert.equal(json(join(dir, 'a', 'metrics.json')).meteor, 'off');
   assert.equal(json(join(dir, 'a', 'metrics.json')).metrics.METEOR, null);
+});
+
+test('eval --int8-gate: fp32 and int8 runs, the gate against the limit, --write-card records it and keeps the rest of the card', NEEDS_DATA, async (t) => {
+  const dir = tmp(t);
+  const STORE = await featureStore();
+  const model = join(dir, 'model');
+  cpSync(defaultModelDir(), model, { recursive: true });
+  const card = json(join(model, 'model-card.json'));
+  delete card.quantization;
+  writeFileSync(join(model, 'model-card.json'), JSON.stringify(card));
+  const args = ['--split', 'val', '--limit', '20', '--features', STORE, '--meteor', 'off', '--examples', '0', '--model', model];
+
+  const refused = await evalCli([...args, '--write-card', '--out', join(dir, 'x')]);
+  assert.equal(refused.code, 2, '--write-card alone');
+  const both = await evalCli([...args, '--int8-gate', '--int8-decoder', '--out', join(dir, 'x')]);
+  assert.equal(both.code, 2, '--int8-gate with a forced precision');
+
+  const run = await evalCli([...args, '--int8-gate', '--write-card', '--json', '--out', join(dir, 'gate')]);
+  assert.equal(run.code, 0, run.stderr.join('\n'));
+  const gate = JSON.parse(run.stdout.at(-1)!);
+  assert.equal(gate.images, 20);
+  assert.equal(gate.split, 'val');
+  assert.equal(gate.maxCiderDrop, 0.003);
+  assert.ok(Math.abs(gate.ciderDrop - (gate.fp32.CIDEr - gate.int8.CIDEr)) < 1e-12);
+  assert.equal(gate.passed, gate.ciderDrop <= 0.003);
+  assert.ok(gate.identicalCaptions >= 10 && gate.identicalCaptions <= 20, `${gate.identicalCaptions} identical`);
+  assert.equal(json(join(dir, 'gate', 'fp32', 'metrics.json')).model.int8Decoder, false);
+  assert.equal(json(join(dir, 'gate', 'int8', 'metrics.json')).model.int8Decoder, true);
+  const written = json(join(model, 'model-card.json'));
+  assert.deepEqual(written.quantization.int8Decoder, Object.fromEntries(Object.entries(gate).filter(([k]) => !['out', 'cardWritten'].includes(k))));
+  assert.deepEqual({ ...written, quantization: undefined }, { ...card, quantization: undefined }, 'nothing else changed');
 });
 
 test('eval from the images (encoder) writes the same captions as eval from the stored features', NEEDS_DATA, async (t) => {

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -118,11 +118,14 @@ test('modelIdOf: card name and a hash of the model files; +int8 for int8 decoder
   const dir = tempDir(t);
   const copy = join(dir, 'model');
   cpSync(defaultModelDir(), copy, { recursive: true });
-  const id = await modelIdOf(copy);
+  const id = await modelIdOf(copy, { int8Decoder: false });
   assert.match(id, /^flickr8k-sat@[0-9a-f]{12}$/);
-  assert.equal(await modelIdOf(defaultModelDir()), id, 'the same files, the same id, wherever they are');
+  assert.equal(await modelIdOf(defaultModelDir(), { int8Decoder: false }), id, 'the same files, the same id, wherever they are');
   assert.equal(await modelIdOf(copy, { int8Decoder: true }), `${id}+int8`);
+  // the default ('auto') resolves as the Captioner does: int8 because the shipped card records a passed gate
+  assert.equal(JSON.parse(readFileSync(join(copy, 'model-card.json'), 'utf8')).quantization.int8Decoder.passed, true);
+  assert.equal(await modelIdOf(copy), `${id}+int8`);
   appendFileSync(join(copy, 'model-card.json'), '\n');
-  assert.notEqual(await modelIdOf(copy), id, 'another file, another id');
+  assert.notEqual(await modelIdOf(copy, { int8Decoder: false }), id, 'another file, another id');
   await assert.rejects(modelIdOf(join(dir, 'none')), (err: PixelInfoError) => err.code === 'MODEL_NOT_FOUND');
 });

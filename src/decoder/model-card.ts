@@ -61,6 +61,27 @@ const graphShapesSchema = z
   .partial()
   .passthrough();
 
+/** One reduced-precision quality gate: the same split decoded both ways, and whether the difference is within `maxCiderDrop`. */
+export const int8GateSchema = z
+  .object({
+    passed: z.boolean(),
+    /** The rule: fp32 CIDEr − int8 CIDEr ≤ maxCiderDrop on `split`. */
+    maxCiderDrop: z.number(),
+    dataset: text,
+    split: text,
+    images: count,
+    fp32: cocoScoresSchema,
+    int8: cocoScoresSchema,
+    ciderDrop: z.number(),
+    /** Images whose caption is the same both ways. */
+    identicalCaptions: count,
+    decoding: text,
+    date: text,
+  })
+  .partial()
+  .passthrough();
+export type Int8Gate = z.infer<typeof int8GateSchema>;
+
 export const modelCardSchema = z
   .object({
     format: z.literal('pixel-info-model-card'),
@@ -187,6 +208,14 @@ export const modelCardSchema = z
       .passthrough(),
     /** Recommended decoding settings (src/decoder/generation.ts). */
     decoding: cardDecodingSchema,
+    /** Quality gates of reduced-precision paths, as `pixel-info eval --int8-gate --write-card` measured them. */
+    quantization: z
+      .object({
+        /** The int8 decoder (src/onnx/quantize.ts); on by default only when `passed` (src/decoder/precision.ts). */
+        int8Decoder: int8GateSchema,
+      })
+      .partial()
+      .passthrough(),
   })
   .partial()
   .passthrough();

@@ -7,6 +7,7 @@
  * Decoding is deterministic (fixed batches, fixed thread count, no sampling): two runs with the same
  * settings write byte-identical results.json files.
  */
+import type { Int8Choice } from '../decoder/precision.js';
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -46,8 +47,8 @@ export interface EvaluateOptions {
   batchSize?: number;
   /** onnxruntime intra-op threads; default all cores. */
   threads?: number;
-  /** int8 decoder weights (Captioner's int8Decoder). */
-  int8Decoder?: boolean;
+  /** int8 decoder weights (Captioner's int8Decoder; default 'auto'). */
+  int8Decoder?: Int8Choice;
   /** METEOR method (default auto: the toolkit's jar when Java and the jar are found, else native). */
   meteor?: MeteorMode;
   /** Example images in report.md; default 20. */
@@ -179,6 +180,7 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
         name: typeof captioner.card.name === 'string' ? captioner.card.name : null,
         encoderSha256: cardEncoderSha,
         encoderMatches: cardEncoderSha ? cardEncoderSha === encoderSha256 : null,
+        int8Decoder: captioner.int8Decoder,
       },
       batchSize,
       threads: options.threads ?? 'all',

@@ -39,7 +39,8 @@ export interface EvaluationRecord {
   /** Captions that end on a word of the config's dangling lists ("two men are playing in a"). */
   danglingEndings: number;
   input: { source: 'features' | 'images'; featureStore?: string; encoderSha256: string; encoderSource: string };
-  model: { dir: string; name: string | null; encoderSha256: string | null; encoderMatches: boolean | null };
+  /** `int8Decoder`: whether the decoder ran with int8 weights (src/decoder/precision.ts). */
+  model: { dir: string; name: string | null; encoderSha256: string | null; encoderMatches: boolean | null; int8Decoder: boolean };
   batchSize: number;
   threads: number | 'all';
   /** CPUs this process could use (what 'all' threads means). */

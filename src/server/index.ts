@@ -1,4 +1,5 @@
 /** The HTTP server with the real Captioner: what `pixel-info serve` and the load benchmark start. */
+import type { Int8Choice } from '../decoder/precision.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultLibraryPath, matcherIdOf, modelIdOf } from '../library/index.js';
@@ -19,8 +20,8 @@ export const SERVER_MAX_PIXELS = 40_000_000;
 
 export interface StartOptions extends Omit<ServerOptions, 'loadEngine' | 'library'> {
   port?: number;
-  /** int8 decoder weights (Captioner's int8Decoder). */
-  int8Decoder?: boolean;
+  /** int8 decoder weights (Captioner's int8Decoder; default 'auto'). */
+  int8Decoder?: Int8Choice;
   host?: string;
   modelDir?: string;
   /** Where the library is: an SQLite file or a postgres:// URL (see libraryTarget); default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite. */
@@ -69,7 +70,7 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
 export async function loadCaptionEngine(options: CaptionerOptions = {}): Promise<CaptionEngine> {
   const captioner = await Captioner.load(options);
   try {
-    const modelId = await modelIdOf(captioner.modelDir, { int8Decoder: options.int8Decoder });
+    const modelId = await modelIdOf(captioner.modelDir, { int8Decoder: captioner.int8Decoder });
     const info = captioner.matcherInfo;
     const matching = info ? await engineMatcher(info.dir) : undefined;
     return {

@@ -26,7 +26,8 @@ const HEATMAP_MAX_SIDE = 1024;
 
 interface CaptionCliOptions extends GenerationFlags {
   model: string;
-  int8Decoder: boolean;
+  /** undefined: the default ('auto', src/decoder/precision.ts). */
+  int8Decoder?: boolean;
   json?: boolean;
   jsonl?: boolean;
   csv?: boolean;
@@ -71,7 +72,8 @@ export function registerCaption(program: Command): void {
     .option('--attention-dir <dir>', 'write a heat-map PNG per word of the best caption: <image-stem>_<index>_<word>.png')
     .option('--batch-size <n>', 'images per encoder/decoder batch', parsePositiveInt, 8)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
-    .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
+    .option('--int8-decoder', 'int8 decoder weights even where the model card has no passed int8 gate')
+    .option('--no-int8-decoder', 'fp32 decoder weights (default: int8 when the model card records that int8 passed its val quality gate)')
     .option('--no-progress', 'no progress bar')
     .option('--out <file>', 'write the output to FILE instead of stdout (records then carry each input\'s sha256; --json: FILE is written whole at the end)')
     .option('--resume', 'with --out and --jsonl or --json: keep the records a previous (killed) run wrote to FILE for unchanged inputs, caption only the rest')

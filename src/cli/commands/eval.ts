@@ -14,9 +14,13 @@ import { addGenerationOptions, generationOptionsFrom, parsePositiveInt, type Gen
 import { readModelDir } from '../../decoder/model-dir.js';
 import { resolveGeneration } from '../../decoder/generation.js';
 import { createProgress, type Progress } from '../progress.js';
+import { runInt8Gate, writeInt8Gate } from '../../eval/int8-gate.js';
+import { INT8_MAX_CIDER_DROP } from '../../decoder/precision.js';
+import { PixelInfoError } from '../../errors.js';
 
 interface EvalCliOptions extends GenerationFlags {
-  int8Decoder: boolean;
+  /** undefined: the default ('auto', src/decoder/precision.ts). */
+  int8Decoder?: boolean;
   dataset: DatasetName;
   split: EvalSplit;
   features?: string;
@@ -30,6 +34,8 @@ interface EvalCliOptions extends GenerationFlags {
   threads?: number;
   meteor: MeteorMode;
   progress: boolean;
+  int8Gate?: boolean;
+  writeCard?: boolean;
 }
 
 /** Errors caused by the command line or what it points at (a wrong folder, a store of another encoder): exit 2. */
@@ -50,12 +56,15 @@ export function registerEval(program: Command): void {
     .option('--limit <n>', 'only the first n images of the split (by name)', parsePositiveInt)
     .option('--batch-size <n>', 'images per encoder call and per beam search', parsePositiveInt, 32)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
-    .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding)', false)
+    .option('--int8-decoder', 'int8 decoder weights even where the model card has no passed int8 gate')
+    .option('--no-int8-decoder', 'fp32 decoder weights (default: int8 when the model card records that int8 passed its val quality gate)')
     .addOption(
       new Option('--meteor <mode>', "METEOR: jar = the toolkit's meteor-1.5.jar, native = TypeScript approximation, auto = jar if found, off = skip")
         .choices(METEOR_MODES)
         .default('auto'),
     )
+    .option('--int8-gate', `run the split with fp32 and with int8 decoder weights (into <out>/fp32 and <out>/int8) and report whether int8 loses at most ${INT8_MAX_CIDER_DROP} CIDEr`)
+    .option('--write-card', "with --int8-gate: record the result in the model card (quantization.int8Decoder), which decides the int8 default")
     .option('--no-progress', 'no progress bar')
     .action(exitTwoOn<EvalCliOptions>('eval', USAGE_ERRORS, runEval));
   addGenerationOptions(command);
@@ -66,6 +75,11 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
   const generation = generationOptionsFrom(opts);
   const { card } = await readModelDir(opts.model);
   const out = opts.out ?? join('eval', `${opts.dataset}-${opts.split}-beam${resolveGeneration(generation, card.decoding).beamSize}`);
+  if (opts.writeCard && !opts.int8Gate) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, '--write-card records an --int8-gate result: give --int8-gate too');
+  if (opts.int8Gate) {
+    if (opts.int8Decoder !== undefined) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, '--int8-gate runs both precisions: leave out --int8-decoder / --no-int8-decoder');
+    return runGate(opts, generation, out);
+  }
   let bar: Progress | undefined;
   let run;
   try {
@@ -115,4 +129,50 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
     console.log(`\n${record.seconds.total.toFixed(1)} s; wrote ${run.files.results}, ${run.files.references}, ${run.files.metrics}, ${run.files.report}`);
   }
   process.exitCode = record.failed.length > 0 ? 1 : 0;
+}
+
+async function runGate(opts: EvalCliOptions, generation: ReturnType<typeof generationOptionsFrom>, out: string): Promise<void> {
+  let bar: Progress | undefined;
+  let run;
+  let offset = 0; // the second run (int8) continues the bar
+  let last = 0;
+  try {
+    run = await runInt8Gate({
+      dataset: opts.dataset,
+      split: opts.split,
+      out,
+      dataDir: opts.dataDir,
+      modelDir: opts.model,
+      features: opts.features,
+      generation,
+      limit: opts.limit,
+      batchSize: opts.batchSize,
+      threads: opts.threads,
+      meteor: opts.meteor,
+      examples: opts.examples,
+      onProgress: (done, total, failed) => {
+        if (done < last) offset = total;
+        last = done;
+        bar ??= createProgress(2 * total, 'int8 gate', { enabled: opts.progress });
+        bar.update(offset + done, { failed });
+      },
+    });
+  } finally {
+    bar?.stop();
+  }
+  const { gate } = run;
+  if (opts.writeCard) await writeInt8Gate(opts.model, gate);
+  if (opts.json) {
+    console.log(JSON.stringify({ ...gate, out, cardWritten: Boolean(opts.writeCard) }));
+  } else {
+    const rows = METRIC_NAMES.map((m) => {
+      const f = (v: number | null | undefined) => (v === null || v === undefined ? '       -' : v.toFixed(4).padStart(8));
+      return `${m.padEnd(8)} ${f(gate.fp32?.[m])} ${f(gate.int8?.[m])}`;
+    });
+    console.log(`${gate.dataset} ${gate.split}: ${gate.images} images, ${gate.decoding}`);
+    console.log(['metric       fp32     int8', ...rows].join('\n'));
+    console.log(`\nCIDEr drop ${gate.ciderDrop.toFixed(4)} (limit ${gate.maxCiderDrop}): ${gate.passed ? 'PASSED' : 'FAILED'}; ${gate.identicalCaptions}/${gate.images} captions identical`);
+    if (opts.writeCard) console.log(`recorded in ${join(opts.model, 'model-card.json')} (quantization.int8Decoder)`);
+  }
+  process.exitCode = run.fp32.record.failed.length + run.int8.record.failed.length > 0 ? 1 : 0;
 }

@@ -12,7 +12,8 @@ import { closeWithin, DEFAULT_DRAIN_TIMEOUT_MS } from '../../server/drain.js';
 import { refuseOpenServer } from './keys.js';
 
 interface ServeCliOptions {
-  int8Decoder: boolean;
+  /** undefined: the default ('auto', src/decoder/precision.ts). */
+  int8Decoder?: boolean;
   /** A directory, or false with --no-matcher; undefined: the default matcher when it exists. */
   matcher?: string | false;
   port: number;
@@ -62,7 +63,8 @@ export function registerServe(program: Command): void {
     .option('--library <path>', 'SQLite file of captioned images (default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite)')
     .option('--database <url>', 'PostgreSQL library shared by replicas and workers, postgres://user:password@host:port/db (default $PIXEL_INFO_DATABASE_URL)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
-    .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
+    .option('--int8-decoder', 'int8 decoder weights even where the model card has no passed int8 gate')
+    .option('--no-int8-decoder', 'fp32 decoder weights (default: int8 when the model card records that int8 passed its val quality gate)')
     .option('--matcher <dir>', 'image–text matcher model directory: caption confidence, POST /v1/match, library search by meaning (default: models/flickr8k-match when present)')
     .option('--no-matcher', 'load no matcher: no confidence, no /v1/match, library search by words only')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, parseLogLevel, 'info')

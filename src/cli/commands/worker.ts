@@ -21,7 +21,8 @@ interface WorkerCliOptions extends QueueCliOptions {
   batchSize: number;
   maxWaitMs: number;
   threads?: number;
-  int8Decoder: boolean;
+  /** undefined: the default ('auto', src/decoder/precision.ts). */
+  int8Decoder?: boolean;
   metricsPort?: number;
   metricsHost: string;
   lockMs: number;
@@ -39,7 +40,8 @@ export function registerWorker(program: Command): void {
     .option('--batch-size <n>', 'most images per encoder/decoder batch', parsePositiveInt, WORKER_DEFAULTS.batchSize)
     .option('--max-wait-ms <ms>', 'longest wait for a batch to fill', parseNonNegativeInt, WORKER_DEFAULTS.maxWaitMs)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
-    .option('--int8-decoder', 'int8 weights for the decoder (about 2x faster decoding, same quality on val)', false)
+    .option('--int8-decoder', 'int8 decoder weights even where the model card has no passed int8 gate')
+    .option('--no-int8-decoder', 'fp32 decoder weights (default: int8 when the model card records that int8 passed its val quality gate)')
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (GET /metrics)', parseNonNegativeInt)
     .option('--metrics-host <address>', 'address of the metrics endpoint (0.0.0.0 for a scraper on another machine)', '127.0.0.1')
     .option('--lock-ms <ms>', "a killed worker's jobs go back to the queue this long after its last sign of life", parsePositiveInt, WORKER_DEFAULTS.lockDurationMs)
