@@ -5,15 +5,17 @@
  * concurrent connections, reporting req/s, latency p50/p99, errors, RSS before/during/after each level, and the
  * fraction of the encoder-bound throughput reached at 16 clients.
  *
- *   npm run bench:load [-- --seconds 15 --connections 1,4,16 --max-batch 8 --threads 2 --image path.jpg]
+ *   npm run bench:load [-- --seconds 15 --connections 1,4,16 --max-batch 8 --threads 2 --image path.jpg --int8-decoder true|false|auto]
  *
- * The last line printed is JSON.
+ * The last line printed is JSON, with `int8Decoder` (the precision the decoder ran at) and `cpu` {model, cores, features, isa}.
  */
 import { timeLoop } from './timing.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
+import { cpuInfo, cpuLine, cpuSummary } from '../src/backend/cpu.js';
+import type { Int8Choice } from '../src/decoder/precision.js';
 import { ImageEncoder } from '../src/encoder/index.js';
 import { loadImage, writeCaffeTensor } from '../src/image/index.js';
 import { Captioner } from '../src/pipeline/captioner.js';
@@ -28,7 +30,8 @@ const SECONDS = Math.min(30, Number(args.get('seconds') ?? 15));
 const CEILING_SECONDS = Number(args.get('ceiling-seconds') ?? 8);
 const CONNECTIONS = (args.get('connections') ?? '1,4,16').split(',').map(Number);
 const MAX_BATCH = Number(args.get('max-batch') ?? 8);
-const INT8 = args.get('int8-decoder') === 'true';
+/** --int8-decoder true | false | auto (default auto: int8 when the model card's gate passed; src/decoder/precision.ts). */
+const INT8_CHOICE = parseInt8Choice(args.get('int8-decoder') ?? 'auto');
 const THREADS = Number(args.get('threads') ?? cpus().length);
 const DATA_DIR = resolve(process.env.PIXEL_INFO_DATA_DIR ?? '../shared/datasets');
 const IMAGE = args.get('image') ?? join(DATA_DIR, 'flickr8k', 'images', '1000268201_693b08cb0e.jpg');
@@ -41,6 +44,13 @@ interface AutocannonResult {
   '2xx': number;
   latency: { p50: number; p99: number; average: number; max: number };
   requests: { average: number; sent: number };
+}
+
+function parseInt8Choice(value: string): Int8Choice {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (value === 'auto') return 'auto';
+  throw new Error(`--int8-decoder: expected true, false or auto, got ${value}`);
 }
 
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
@@ -58,24 +68,30 @@ async function encoderCeiling(): Promise<number> {
   return (t.calls * MAX_BATCH) / t.seconds;
 }
 
-/** Images/s of the whole pipeline in process (decode, encoder, beam search with the model card's settings) on batches of MAX_BATCH. */
-async function pipelineCeiling(bytes: Buffer): Promise<number> {
-  const captioner = await Captioner.load({ threads: THREADS, batchSize: MAX_BATCH, int8Decoder: INT8 });
+/**
+ * Images/s of the whole pipeline in process (decode, encoder, beam search with the model card's settings) on batches
+ * of MAX_BATCH, and the decoder precision it resolved to (the server, loading the same model with the same choice, gets the same).
+ */
+async function pipelineCeiling(bytes: Buffer): Promise<{ imagesPerSecond: number; int8Decoder: boolean }> {
+  const captioner = await Captioner.load({ threads: THREADS, batchSize: MAX_BATCH, int8Decoder: INT8_CHOICE });
   const inputs = Array.from({ length: MAX_BATCH }, () => bytes);
   const t = await timeLoop(() => captioner.caption(inputs), CEILING_SECONDS);
+  const int8Decoder = captioner.int8Decoder;
   await captioner.release();
-  return (t.calls * MAX_BATCH) / t.seconds;
+  return { imagesPerSecond: (t.calls * MAX_BATCH) / t.seconds, int8Decoder };
 }
 
 async function main() {
   const bytes = readFileSync(IMAGE);
   const rssStart = process.memoryUsage().rss;
+  const cpu = cpuInfo();
+  console.log(cpuLine(cpu));
   console.log(`image ${IMAGE} (${bytes.length} bytes), max-batch ${MAX_BATCH}, threads ${THREADS}, ${SECONDS} s per level, cores ${cpus().length}`);
 
   const encoderImagesPerSecond = await encoderCeiling();
   console.log(`encoder alone, batch ${MAX_BATCH}: ${round(encoderImagesPerSecond)} images/s`);
-  const pipelineImagesPerSecond = await pipelineCeiling(bytes);
-  console.log(`pipeline in process (decode + encoder + beam search), batch ${MAX_BATCH}: ${round(pipelineImagesPerSecond)} images/s`);
+  const { imagesPerSecond: pipelineImagesPerSecond, int8Decoder } = await pipelineCeiling(bytes);
+  console.log(`pipeline in process (decode + encoder + beam search, ${int8Decoder ? 'int8' : 'fp32'} decoder), batch ${MAX_BATCH}: ${round(pipelineImagesPerSecond)} images/s`);
 
   const dir = mkdtempSync(join(tmpdir(), 'px-load-'));
   const { server, url } = await startServer({
@@ -86,7 +102,7 @@ async function main() {
     maxWaitMs: 10,
     maxQueue: 64,
     threads: THREADS,
-    int8Decoder: INT8,
+    int8Decoder: INT8_CHOICE,
     logger: false,
   });
   await server.engineReady;
@@ -151,6 +167,8 @@ async function main() {
     fractionOfEncoderBound: round(at16.requestsPerSecond / encoderImagesPerSecond, 3),
     fractionOfPipelineBound: round(at16.requestsPerSecond / pipelineImagesPerSecond, 3),
     rssMb: { start: mb(rssStart), end: mb(process.memoryUsage().rss) },
+    int8Decoder,
+    cpu: cpuSummary(cpu),
   };
   console.log(
     `at ${at16.connections} clients: ${at16.requestsPerSecond} req/s = ${round(100 * summary.fractionOfEncoderBound, 1)}% of the encoder-bound ` +
