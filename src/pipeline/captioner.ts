@@ -6,7 +6,7 @@ import { resolveInt8Decoder, type Int8Choice } from '../decoder/precision.js';
 import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ImageEncoder } from '../encoder/index.js';
+import { ImageEncoder, type EncoderPrecision, type EncoderPrecisionChoice } from '../encoder/index.js';
 import type { ImageLimits } from '../image/index.js';
 import { loadImagesSettled } from '../backend/image.js';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
@@ -69,6 +69,8 @@ export interface CaptionerOptions {
   threads?: number;
   /** A loaded encoder to share (it is not released by release()); default: one loaded for this captioner. */
   encoder?: ImageEncoder;
+  /** The encoder's precision when the captioner loads it: 'fp32', 'int8' or 'auto' (default; src/encoder/int8.ts). */
+  encoderPrecision?: EncoderPrecisionChoice;
   /** Limits on input images (bytes, pixels). */
   limits?: ImageLimits;
   /** Images per encoder call and per decoder search. Default 8. */
@@ -125,7 +127,7 @@ export class Captioner {
     let encoder = options.encoder;
     let matcher: OnnxMatcher | undefined;
     try {
-      encoder ??= await ImageEncoder.load({ threads: options.threads, outputs: ['features'] });
+      encoder ??= await ImageEncoder.load({ threads: options.threads, outputs: ['features'], precision: options.encoderPrecision });
       checkGeometry(decoder, encoder.geometry, model.dir);
       matcher = await Captioner.loadMatcherFor(options);
       if (matcher && (matcher.regions !== encoder.geometry.regions || matcher.featureDim !== encoder.geometry.channels)) {
@@ -172,6 +174,11 @@ export class Captioner {
     }
   }
 
+  /** Which encoder graph runs (CaptionerOptions.encoderPrecision, resolved). */
+  get encoderPrecision(): EncoderPrecision {
+    return this.encoder.precision;
+  }
+
   /** Whether the decoder runs with int8 weights (CaptionerOptions.int8Decoder, resolved). */
   get int8Decoder(): boolean {
     return this.options.int8Decoder === true;
@@ -201,13 +208,36 @@ export class Captioner {
       return one;
     }
     if (!Array.isArray(input)) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, 'caption expects a path, a Buffer or an array of them');
-    const items = input.map((x, i) => ({ input: x, source: typeof x === 'string' ? x : `<buffer ${i}>` }));
     const outcomes: CaptionOutcome[] = [];
-    const batchSize = this.options.batchSize!;
-    for (let start = 0; start < items.length; start += batchSize) {
-      outcomes.push(...(await this.captionBatch(items.slice(start, start + batchSize), search, match)));
-    }
+    for await (const batch of this.captionBatches(input, options)) outcomes.push(...batch);
     return outcomes;
+  }
+
+  /**
+   * Many images, one batch (batchSize images) at a time, in order: the outcomes of each batch as soon as it is
+   * captioned. Reading, decoding and resizing the next batch (sharp, on libuv's threads) runs while this batch is
+   * encoded and decoded, so the inference never waits for images it could have had; a batch's `preprocessMs` is the
+   * time it still waited for its images.
+   */
+  async *captionBatches(inputs: ReadonlyArray<string | Buffer>, options: CaptionOptions = {}): AsyncGenerator<CaptionOutcome[]> {
+    const search = this.generationConfig(options);
+    const match = resolveMatchOptions(options, this.matcher);
+    const items = inputs.map((x, i) => ({ input: x, source: typeof x === 'string' ? x : `<buffer ${i}>` }));
+    const batchSize = this.options.batchSize!;
+    const load = (start: number) => {
+      const slice = items.slice(start, start + batchSize);
+      return loadImagesSettled(
+        slice.map((item) => item.input),
+        { ...this.options.limits, names: slice.map((item) => item.source) },
+      );
+    };
+    let next = items.length > 0 ? load(0) : undefined;
+    for (let start = 0; next; start += batchSize) {
+      const t0 = performance.now();
+      const loaded = await next;
+      next = start + batchSize < items.length ? load(start + batchSize) : undefined;
+      yield await captionLoaded(this.models, loaded, search, t0, match);
+    }
   }
 
   /**

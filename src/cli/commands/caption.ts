@@ -2,6 +2,7 @@
  * `pixel-info caption`: captions for image files, folders and glob patterns, as text, JSON, JSONL or CSV, on
  * stdout or (`--out FILE`) in a file that a killed run can `--resume` (../caption-output.ts).
  */
+import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -28,6 +29,7 @@ interface CaptionCliOptions extends GenerationFlags {
   model: string;
   /** undefined: the default ('auto', src/decoder/precision.ts). */
   int8Decoder?: boolean;
+  encoderPrecision: EncoderPrecisionChoice;
   json?: boolean;
   jsonl?: boolean;
   csv?: boolean;
@@ -74,6 +76,7 @@ export function registerCaption(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--int8-decoder', 'int8 decoder weights even where the model card has no passed int8 gate')
     .option('--no-int8-decoder', 'fp32 decoder weights (default: int8 when the model card records that int8 passed its val quality gate)')
+    .addOption(new Option('--encoder-precision <p>', 'encoder graph: fp32, int8, or auto = int8 where the int8 encoder passed its quality gate on this machine type (src/encoder/int8.ts)').choices(['auto', 'fp32', 'int8']).default('auto'))
     .option('--no-progress', 'no progress bar')
     .option('--out <file>', 'write the output to FILE instead of stdout (records then carry each input\'s sha256; --json: FILE is written whole at the end)')
     .option('--resume', 'with --out and --jsonl or --json: keep the records a previous (killed) run wrote to FILE for unchanged inputs, caption only the rest')
@@ -116,6 +119,7 @@ export function registerCaption(program: Command): void {
               threads: opts.threads,
               batchSize: opts.batchSize,
               int8Decoder: opts.int8Decoder,
+              encoderPrecision: opts.encoderPrecision,
               matcher: opts.matcher !== false,
               matcherDir: typeof opts.matcher === 'string' ? opts.matcher : undefined,
             })
@@ -132,9 +136,11 @@ export function registerCaption(program: Command): void {
       if (opts.csv) writeLines([csvRow(['file', 'caption', 'score'])], output);
       let finished = false;
       try {
-        for (let start = 0; start < todo.length; start += opts.batchSize) {
-          const chunk = todo.slice(start, start + opts.batchSize);
-          const outcomes: CaptionOutcome[] = await captioner!.caption(chunk, { ...generation, ...match });
+        // the next batch's images load while this one is captioned (Captioner.captionBatches)
+        let start = 0;
+        for await (const outcomes of captioner!.captionBatches(todo, { ...generation, ...match })) {
+          const chunk = todo.slice(start, start + outcomes.length);
+          start += outcomes.length;
           const batch: FileRecord[] = [];
           for (const [i, outcome] of outcomes.entries()) {
             const file = chunk[i];
@@ -152,7 +158,7 @@ export function registerCaption(program: Command): void {
           // One write per batch: a run killed between batches leaves whole records behind.
           writeLines(batch.flatMap((r) => render(r, opts)), output, batch);
           records.push(...batch);
-          bar.update(start + chunk.length, { failed });
+          bar.update(start, { failed });
         }
         finished = true;
       } finally {
