@@ -5,14 +5,17 @@
  *
  *   npm run bench:encoder [-- --seconds 15 --threads 2]
  *
- * The last line printed is JSON: {"imagesPerSecond", "pytorchImagesPerSecond", "ratioVsPytorch", "rooflineFraction", ...}
+ * The last line printed is JSON: {"imagesPerSecond", "pytorchImagesPerSecond", "ratioVsPytorch", "rooflineFraction", ...,
+ * "cpu": {model, cores, features, isa}}
  */
 import { timeLoop } from './timing.js';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { defaultInt8CardPath } from '../src/encoder/int8.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { cpuInfo, cpuLine, cpuSummary } from '../src/backend/cpu.js';
 import { ImageEncoder } from '../src/encoder/index.js';
 import { sourceModelJson } from '../src/encoder/cache.js';
 import { convertResNet50 } from '../src/encoder/convert.js';
@@ -53,8 +56,8 @@ function randomBatch(count: number): Float32Array {
   return Float32Array.from({ length: count * ImageEncoder.imageFloats }, () => Math.random() * 200 - 100);
 }
 
-async function ours(level: 'basic' | 'extended' | 'all', batch: number): Promise<number> {
-  const enc = await ImageEncoder.load({ threads: THREADS, graphOptimizationLevel: level, outputs: ['features', 'pooled'] });
+async function ours(level: 'basic' | 'extended' | 'all', batch: number, precision: 'fp32' | 'int8' = 'fp32'): Promise<number> {
+  const enc = await ImageEncoder.load({ threads: THREADS, graphOptimizationLevel: level, outputs: ['features', 'pooled'], precision });
   const x = randomBatch(batch);
   const t = await timeLoop(() => enc.encode(x, batch), SECONDS);
   await enc.release();
@@ -87,8 +90,10 @@ async function tfjsWasm(batch: number): Promise<number> {
   return (batch * t.calls) / t.seconds;
 }
 
+const CPU = cpuInfo();
 const results: Record<string, unknown> = { threads: THREADS, seconds: SECONDS };
 console.log(`encoder benchmark: ${THREADS} threads, ~${SECONDS}s per measurement`);
+console.log(cpuLine(CPU));
 
 // Work per image, counted from the converted graph (convolutions + classifier multiply-adds × 2).
 const RESNET50_GFLOP = (2 * convertResNet50(await readKerasModel(sourceModelJson().path)).macsPerImage) / 1e9;
@@ -108,6 +113,13 @@ const oursBatch1 = await ours('all', 1);
 const oursBatch8 = results.ours_all_batch8 as number;
 console.log(`ours (all): batch 1 ${oursBatch1.toFixed(2)} img/s, batch 8 ${oursBatch8.toFixed(2)} img/s`);
 
+// The int8 encoder (src/encoder/int8.ts; on by default only where its gate passed for this machine type).
+let int8: { batch1: number; batch8: number } | undefined;
+if (existsSync(defaultInt8CardPath())) {
+  int8 = { batch8: await ours('all', 8, 'int8'), batch1: await ours('all', 1, 'int8') };
+  console.log(`ours int8 (static QDQ, 7-bit weights): batch 1 ${int8.batch1.toFixed(2)} img/s, batch 8 ${int8.batch8.toFixed(2)} img/s`);
+}
+
 const pt = await pytorch();
 console.log(`PyTorch ${pt.torch} (same weights, max |logit diff| vs ours ${pt.maxLogitDiff.toExponential(1)}): batch 1 ${pt.batch1.toFixed(2)}, batch 8 ${pt.batch8.toFixed(2)} img/s`);
 
@@ -121,6 +133,10 @@ const summary = {
   pytorchImagesPerSecond: Number(pt.batch8.toFixed(2)),
   pytorchImagesPerSecondBatch1: Number(pt.batch1.toFixed(2)),
   ratioVsPytorch: Number((oursBatch8 / pt.batch8).toFixed(2)),
+  int8ImagesPerSecond: int8 ? Number(int8.batch8.toFixed(2)) : null,
+  int8ImagesPerSecondBatch1: int8 ? Number(int8.batch1.toFixed(2)) : null,
+  int8RatioVsPytorch: int8 ? Number((int8.batch8 / pt.batch8).toFixed(2)) : null,
+  int8RatioVsFp32: int8 ? Number((int8.batch8 / oursBatch8).toFixed(2)) : null,
   tfjsWasmImagesPerSecond: Number(tf8.toFixed(2)),
   tfjsWasmImagesPerSecondBatch1: Number(tf1.toFixed(2)),
   matmulGflops: Number(gflops.toFixed(1)),
@@ -128,5 +144,6 @@ const summary = {
   achievedGflops: Number((oursBatch8 * RESNET50_GFLOP).toFixed(1)),
   rooflineFraction: Number((oursBatch8 / rooflineImagesPerSecond).toFixed(3)),
   threads: THREADS,
+  cpu: cpuSummary(CPU),
 };
 console.log(JSON.stringify(summary));

@@ -3,7 +3,8 @@
  * EncoderSession (./session.ts). `encode` takes a caffe-normalised NCHW batch (see src/image writeCaffeTensor)
  * and returns the attention feature map, the pooled vector and the ImageNet logits, sized as `geometry` says.
  */
-import { ensureEncoderModel, defaultCacheDir, type CacheManifest } from './cache.js';
+import { ensureEncoderModel, defaultCacheDir, MODEL_FILE, type CacheManifest } from './cache.js';
+import { ensureInt8Encoder, resolveEncoderPrecision, type EncoderPrecision, type EncoderPrecisionChoice } from './int8.js';
 import { EncoderSession, type EncoderSessionOptions } from './session.js';
 import type { SourceOptions } from './source.js';
 
@@ -11,24 +12,37 @@ export interface EncoderOptions extends EncoderSessionOptions {
   cacheDir?: string;
   /** Download progress of the source weights, the first time (default: a line on stderr). */
   onDownloadProgress?: SourceOptions['onProgress'];
+  /** 'fp32', 'int8', or 'auto' (default): int8 where its quality gate passed on this machine type (./int8.ts). */
+  precision?: EncoderPrecisionChoice;
+  /** The int8 calibration card (default models/resnet50-int8/int8.json). */
+  int8Card?: string;
 }
 
 export class ImageEncoder extends EncoderSession {
   /** The model cache's manifest (source, converter version, geometry, checksums). */
   readonly manifest!: CacheManifest;
-  /** The converted model in the cache. */
+  /** The model the session runs, in the cache (the fp32 conversion, or the int8 graph built from it). */
   readonly modelPath!: string;
+  /** Which graph runs. */
+  readonly precision!: EncoderPrecision;
+  /** SHA-256 of the graph that runs: feature stores record it, so features of another encoder are refused. */
+  readonly modelSha256!: string;
 
   static async load(options: EncoderOptions = {}): Promise<ImageEncoder> {
-    const model = await ensureEncoderModel(options.cacheDir ?? defaultCacheDir(), { onProgress: options.onDownloadProgress });
-    const session = await EncoderSession.open(model.bytes, options);
+    const cacheDir = options.cacheDir ?? defaultCacheDir();
+    const model = await ensureEncoderModel(cacheDir, { onProgress: options.onDownloadProgress });
+    const precision = await resolveEncoderPrecision(options.precision, options.int8Card);
+    let run = { bytes: model.bytes, path: model.path, sha256: model.manifest.files[MODEL_FILE].sha256 };
+    if (precision === 'int8') run = await ensureInt8Encoder(cacheDir, options.int8Card);
+    const session = await EncoderSession.open(run.bytes, options);
     const encoder = new ImageEncoder(session, model.manifest.geometry, options.outputs ?? ['features', 'pooled', 'logits']);
-    Object.assign(encoder, { manifest: model.manifest, modelPath: model.path });
+    Object.assign(encoder, { manifest: model.manifest, modelPath: run.path, precision, modelSha256: run.sha256 });
     return encoder;
   }
 }
 
 export { EncoderSession, INPUT_NAME, OUTPUT_NAMES, type EncodedBatch, type EncoderOutput, type EncoderSessionOptions } from './session.js';
 export { ensureEncoderModel, defaultCacheDir } from './cache.js';
+export { type EncoderPrecision, type EncoderPrecisionChoice } from './int8.js';
 export { ENCODER_GEOMETRY, featureMapFloats, type EncoderGeometry, type FeatureGeometry } from './geometry.js';
 export { imagenetLabels } from './labels.js';

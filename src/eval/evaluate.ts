@@ -8,6 +8,7 @@
  * settings write byte-identical results.json files.
  */
 import type { Int8Choice } from '../decoder/precision.js';
+import type { EncoderPrecisionChoice } from '../encoder/int8.js';
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -53,6 +54,10 @@ export interface EvaluateOptions {
   meteor?: MeteorMode;
   /** Example images in report.md; default 20. */
   examples?: number;
+  /** The encoder's precision (ImageEncoder.load; default 'auto'). */
+  encoderPrecision?: EncoderPrecisionChoice;
+  /** The int8 encoder's card (default models/resnet50-int8/int8.json). */
+  encoderInt8Card?: string;
   /** Encoder cache folder (default the user's cache). */
   encoderCacheDir?: string;
   onProgress?: (done: number, total: number, failed: number) => void;
@@ -82,10 +87,10 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
   // The model folder and the store are checked before anything heavy is loaded, so a wrong one is refused in a moment.
   await readModelDir(options.modelDir ?? defaultModelDir());
   const store = options.features ? openStore(options.features, options.dataset, images) : undefined;
-  const encoder = await ImageEncoder.load({ cacheDir: options.encoderCacheDir, threads: options.threads, outputs: ['features'] });
+  const encoder = await ImageEncoder.load({ cacheDir: options.encoderCacheDir, threads: options.threads, outputs: ['features'], precision: options.encoderPrecision, int8Card: options.encoderInt8Card });
   let captioner: Captioner | undefined;
   try {
-    const encoderSha256 = encoder.manifest.files[ENCODER_MODEL_FILE]?.sha256 ?? '';
+    const encoderSha256 = encoder.modelSha256;
     if (store && store.index.encoder.modelSha256 !== encoderSha256) {
       throw new PixelInfoError(
         ErrorCodes.FEATURE_STORE_INVALID,
@@ -99,7 +104,9 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
     // One caption per image, with attention for the report; bad settings fail here, before any image is captioned.
     const decoding = captioner.generationConfig({ ...options.generation, nBest: 1, returnAttention: true });
     const cardEncoderSha = cardEncoderSha256(captioner.card);
-    if (cardEncoderSha && cardEncoderSha !== encoderSha256) {
+    // the decoder was trained on features of the fp32 conversion; an int8 encoder is built from that same one
+    const fp32Sha256 = encoder.manifest.files[ENCODER_MODEL_FILE]?.sha256 ?? '';
+    if (cardEncoderSha && cardEncoderSha !== fp32Sha256) {
       process.emitWarning(`the model card says the decoder was trained on encoder ${cardEncoderSha.slice(0, 12)}…, but the cached encoder is ${encoderSha256.slice(0, 12)}…`);
     }
     const t1 = performance.now();
@@ -174,12 +181,12 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
       danglingEndings: scored.filter(({ caption }) => isDanglingEnding(caption.tokens, decoding.danglingWords)).length,
       input: store
         ? { source: 'features', featureStore: store.dir, encoderSha256: store.index.encoder.modelSha256, encoderSource: store.index.encoder.source }
-        : { source: 'images', encoderSha256, encoderSource: encoder.manifest.source },
+        : { source: 'images', encoderSha256, encoderSource: encoder.manifest.source, encoderPrecision: encoder.precision },
       model: {
         dir: captioner.modelDir,
         name: typeof captioner.card.name === 'string' ? captioner.card.name : null,
         encoderSha256: cardEncoderSha,
-        encoderMatches: cardEncoderSha ? cardEncoderSha === encoderSha256 : null,
+        encoderMatches: cardEncoderSha ? cardEncoderSha === fp32Sha256 : null,
         int8Decoder: captioner.int8Decoder,
       },
       batchSize,

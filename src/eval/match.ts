@@ -219,7 +219,7 @@ export async function evaluateMatcher(options: EvalMatchOptions): Promise<MatchE
       tmpStore = await mkdtemp(join(tmpdir(), 'pixel-info-eval-match-'));
       const encoder = await ImageEncoder.load({ cacheDir: options.encoderCacheDir, threads: options.threads, outputs: ['features', 'pooled'] });
       try {
-        const sha = encoder.manifest.files['resnet50.onnx']?.sha256 ?? '';
+        const sha = encoder.modelSha256;
         await extractFeatures({
           storeDir: tmpStore,
           dataset: options.dataset,

@@ -38,7 +38,8 @@ export interface EvaluationRecord {
   decoding: ResolvedDecoding;
   /** Captions that end on a word of the config's dangling lists ("two men are playing in a"). */
   danglingEndings: number;
-  input: { source: 'features' | 'images'; featureStore?: string; encoderSha256: string; encoderSource: string };
+  /** `encoderPrecision`: the graph that encoded the images (source 'images'). */
+  input: { source: 'features' | 'images'; featureStore?: string; encoderSha256: string; encoderSource: string; encoderPrecision?: 'fp32' | 'int8' };
   /** `int8Decoder`: whether the decoder ran with int8 weights (src/decoder/precision.ts). */
   model: { dir: string; name: string | null; encoderSha256: string | null; encoderMatches: boolean | null; int8Decoder: boolean };
   batchSize: number;

@@ -1,7 +1,8 @@
 /**
  * The model id stored with every caption (`LibraryEntry.model`): the model card's name and the first 12 hex
  * digits of a SHA-256 over the model directory's files (card, vocabulary and graphs, by name, in order), plus
- * `+int8` when the decoder runs with int8 weights (the choice resolved as the Captioner resolves it) (its captions may differ). The same files give the same id on
+ * `+int8` when the decoder runs with int8 weights and `+int8enc` when the encoder does (each choice resolved as the
+ * Captioner resolves it) (its captions may differ). The same files give the same id on
  * every machine, so a worker can skip an image that the same model already captioned.
  */
 import { createHash } from 'node:crypto';
@@ -10,8 +11,9 @@ import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CARD_FILE, readModelDir, VOCAB_FILE } from '../decoder/model-dir.js';
 import { resolveInt8Decoder, type Int8Choice } from '../decoder/precision.js';
+import { resolveEncoderPrecision, type EncoderPrecisionChoice } from '../encoder/int8.js';
 
-export async function modelIdOf(modelDir: string, options: { int8Decoder?: Int8Choice } = {}): Promise<string> {
+export async function modelIdOf(modelDir: string, options: { int8Decoder?: Int8Choice; encoderPrecision?: EncoderPrecisionChoice } = {}): Promise<string> {
   const model = await readModelDir(modelDir);
   const files = [...new Set([CARD_FILE, VOCAB_FILE, ...model.architecture.files])].sort();
   const hash = createHash('sha256');
@@ -21,7 +23,8 @@ export async function modelIdOf(modelDir: string, options: { int8Decoder?: Int8C
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   }
   const name = typeof model.card.name === 'string' && model.card.name ? model.card.name : basename(model.dir);
-  return `${name}@${hash.digest('hex').slice(0, 12)}${resolveInt8Decoder(options.int8Decoder, model.card) ? '+int8' : ''}`;
+  const int8Encoder = (await resolveEncoderPrecision(options.encoderPrecision)) === 'int8';
+  return `${name}@${hash.digest('hex').slice(0, 12)}${resolveInt8Decoder(options.int8Decoder, model.card) ? '+int8' : ''}${int8Encoder ? '+int8enc' : ''}`;
 }
 
 /**

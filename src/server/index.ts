@@ -1,5 +1,6 @@
 /** The HTTP server with the real Captioner: what `pixel-info serve` and the load benchmark start. */
 import type { Int8Choice } from '../decoder/precision.js';
+import type { EncoderPrecisionChoice } from '../encoder/int8.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultLibraryPath, matcherIdOf, modelIdOf } from '../library/index.js';
@@ -22,6 +23,8 @@ export interface StartOptions extends Omit<ServerOptions, 'loadEngine' | 'librar
   port?: number;
   /** int8 decoder weights (Captioner's int8Decoder; default 'auto'). */
   int8Decoder?: Int8Choice;
+  /** The encoder's precision (Captioner's encoderPrecision; default 'auto'). */
+  encoderPrecision?: EncoderPrecisionChoice;
   host?: string;
   modelDir?: string;
   /** Where the library is: an SQLite file or a postgres:// URL (see libraryTarget); default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite. */
@@ -48,6 +51,7 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
         modelDir: options.modelDir ?? defaultModelDir(),
         threads: options.threads,
         int8Decoder: options.int8Decoder,
+        encoderPrecision: options.encoderPrecision,
         matcherDir: options.matcherDir,
         matcher: options.matcher,
         batchSize: maxBatch,
@@ -70,7 +74,7 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
 export async function loadCaptionEngine(options: CaptionerOptions = {}): Promise<CaptionEngine> {
   const captioner = await Captioner.load(options);
   try {
-    const modelId = await modelIdOf(captioner.modelDir, { int8Decoder: captioner.int8Decoder });
+    const modelId = await modelIdOf(captioner.modelDir, { int8Decoder: captioner.int8Decoder, encoderPrecision: captioner.encoderPrecision });
     const info = captioner.matcherInfo;
     const matching = info ? await engineMatcher(info.dir) : undefined;
     return {

@@ -2,6 +2,7 @@
  * `pixel-info eval`: caption every image of a dataset split, score the captions with the COCO caption metrics and
  * write results.json, references.json, metrics.json and report.md (src/eval).
  */
+import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
 import { DATASET_USAGE_ERRORS, exitTwoOn } from '../usage-errors.js';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -21,6 +22,7 @@ import { PixelInfoError } from '../../errors.js';
 interface EvalCliOptions extends GenerationFlags {
   /** undefined: the default ('auto', src/decoder/precision.ts). */
   int8Decoder?: boolean;
+  encoderPrecision: EncoderPrecisionChoice;
   dataset: DatasetName;
   split: EvalSplit;
   features?: string;
@@ -58,6 +60,7 @@ export function registerEval(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--int8-decoder', 'int8 decoder weights even where the model card has no passed int8 gate')
     .option('--no-int8-decoder', 'fp32 decoder weights (default: int8 when the model card records that int8 passed its val quality gate)')
+    .addOption(new Option('--encoder-precision <p>', 'encoder graph: fp32, int8, or auto = int8 where the int8 encoder passed its quality gate on this machine type (src/encoder/int8.ts)').choices(['auto', 'fp32', 'int8']).default('auto'))
     .addOption(
       new Option('--meteor <mode>', "METEOR: jar = the toolkit's meteor-1.5.jar, native = TypeScript approximation, auto = jar if found, off = skip")
         .choices(METEOR_MODES)
@@ -95,6 +98,7 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
       batchSize: opts.batchSize,
       threads: opts.threads,
       int8Decoder: opts.int8Decoder,
+      encoderPrecision: opts.encoderPrecision,
       meteor: opts.meteor,
       examples: opts.examples,
       onProgress: (done, total, failed) => {
@@ -148,6 +152,7 @@ async function runGate(opts: EvalCliOptions, generation: ReturnType<typeof gener
       limit: opts.limit,
       batchSize: opts.batchSize,
       threads: opts.threads,
+      encoderPrecision: opts.encoderPrecision,
       meteor: opts.meteor,
       examples: opts.examples,
       onProgress: (done, total, failed) => {

@@ -1,7 +1,8 @@
 /** `pixel-info features`: extract ResNet50 features of a whole dataset into a resumable feature store. */
+import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ImageEncoder } from '../../encoder/index.js';
 import { extractFeatures } from '../../data/extract-features.js';
 import { resolveDataDir } from '../../data/paths.js';
@@ -47,6 +48,7 @@ export function registerFeatures(program: Command): void {
     .option('--hflip', 'also store features of horizontally flipped images (augmentation)', false)
     .option('--limit <n>', 'only the first n images (sorted by name)', parsePositiveInt)
     .option('--overwrite', 'replace a store made for other images or another encoder', false)
+    .addOption(new Option('--encoder-precision <p>', 'encoder graph: fp32, int8, or auto = int8 where the int8 encoder passed its quality gate on this machine type (src/encoder/int8.ts)').choices(['auto', 'fp32', 'int8']).default('auto'))
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the summary as JSON', false)
     .action(async (opts) => {
@@ -54,7 +56,7 @@ export function registerFeatures(program: Command): void {
       const { imageDir, names, pathOf } = await datasetImages(dataDir, opts.dataset);
       const selected = opts.limit ? names.slice(0, opts.limit) : names;
       const storeDir = opts.out ?? join('features', opts.dataset);
-      const encoder = await ImageEncoder.load({ threads: opts.threads, outputs: ['features', 'pooled'] });
+      const encoder = await ImageEncoder.load({ threads: opts.threads, outputs: ['features', 'pooled'], precision: opts.encoderPrecision });
       let bar: ReturnType<typeof createProgress> | undefined;
       const summary = await extractFeatures({
         storeDir,
@@ -63,7 +65,7 @@ export function registerFeatures(program: Command): void {
         imageNames: selected,
         pathOf,
         encoder,
-        encoderInfo: { name: 'resnet50-imagenet', source: encoder.manifest.source, modelSha256: encoder.manifest.files['resnet50.onnx'].sha256 },
+        encoderInfo: { name: 'resnet50-imagenet', source: encoder.manifest.source, modelSha256: encoder.modelSha256 },
         batchSize: opts.batchSize,
         hflip: opts.hflip,
         overwrite: opts.overwrite,

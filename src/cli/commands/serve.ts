@@ -1,4 +1,5 @@
 /** `pixel-info serve`: the HTTP API and the web app (see docs/api.md). */
+import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { defaultModelDir } from '../../pipeline/captioner.js';
 import { describeLibraryTarget, libraryTarget } from '../../library/index.js';
@@ -14,6 +15,7 @@ import { refuseOpenServer } from './keys.js';
 interface ServeCliOptions {
   /** undefined: the default ('auto', src/decoder/precision.ts). */
   int8Decoder?: boolean;
+  encoderPrecision: EncoderPrecisionChoice;
   /** A directory, or false with --no-matcher; undefined: the default matcher when it exists. */
   matcher?: string | false;
   port: number;
@@ -65,6 +67,7 @@ export function registerServe(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--int8-decoder', 'int8 decoder weights even where the model card has no passed int8 gate')
     .option('--no-int8-decoder', 'fp32 decoder weights (default: int8 when the model card records that int8 passed its val quality gate)')
+    .addOption(new Option('--encoder-precision <p>', 'encoder graph: fp32, int8, or auto = int8 where the int8 encoder passed its quality gate on this machine type (src/encoder/int8.ts)').choices(['auto', 'fp32', 'int8']).default('auto'))
     .option('--matcher <dir>', 'image–text matcher model directory: caption confidence, POST /v1/match, library search by meaning (default: models/flickr8k-match when present)')
     .option('--no-matcher', 'load no matcher: no confidence, no /v1/match, library search by words only')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, parseLogLevel, 'info')
@@ -115,6 +118,7 @@ export function registerServe(program: Command): void {
         library,
         threads: opts.threads,
         int8Decoder: opts.int8Decoder,
+        encoderPrecision: opts.encoderPrecision,
         ...(typeof opts.matcher === 'string' ? { matcherDir: opts.matcher } : opts.matcher === false ? { matcher: false } : {}),
         logger: { level: opts.logLevel },
         queue,

@@ -4,7 +4,8 @@
  * and writes the results to the shared library. Log lines are JSON on stdout; SIGTERM or SIGINT stops it
  * gracefully (held jobs finished, locks released, exit 0); a second signal exits at once.
  */
-import type { Command } from 'commander';
+import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
+import { Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { describeLibraryTarget, libraryTarget, matcherIdOf, modelIdOf, openLibrary } from '../../library/index.js';
 import { Captioner, defaultModelDir } from '../../pipeline/captioner.js';
@@ -23,6 +24,7 @@ interface WorkerCliOptions extends QueueCliOptions {
   threads?: number;
   /** undefined: the default ('auto', src/decoder/precision.ts). */
   int8Decoder?: boolean;
+  encoderPrecision: EncoderPrecisionChoice;
   metricsPort?: number;
   metricsHost: string;
   lockMs: number;
@@ -42,6 +44,7 @@ export function registerWorker(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', parsePositiveInt)
     .option('--int8-decoder', 'int8 decoder weights even where the model card has no passed int8 gate')
     .option('--no-int8-decoder', 'fp32 decoder weights (default: int8 when the model card records that int8 passed its val quality gate)')
+    .addOption(new Option('--encoder-precision <p>', 'encoder graph: fp32, int8, or auto = int8 where the int8 encoder passed its quality gate on this machine type (src/encoder/int8.ts)').choices(['auto', 'fp32', 'int8']).default('auto'))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (GET /metrics)', parseNonNegativeInt)
     .option('--metrics-host <address>', 'address of the metrics endpoint (0.0.0.0 for a scraper on another machine)', '127.0.0.1')
     .option('--lock-ms <ms>', "a killed worker's jobs go back to the queue this long after its last sign of life", parsePositiveInt, WORKER_DEFAULTS.lockDurationMs)
@@ -52,7 +55,7 @@ export function registerWorker(program: Command): void {
       const target = libraryTarget({ database: opts.database });
       const log = pino({ level: opts.logLevel, base: { pid: process.pid } });
 
-      const modelId = await modelIdOf(opts.model, { int8Decoder: opts.int8Decoder });
+      const modelId = await modelIdOf(opts.model, { int8Decoder: opts.int8Decoder, encoderPrecision: opts.encoderPrecision });
       const store = await openLibrary(target);
       let captioner: Captioner | undefined;
       let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
@@ -64,7 +67,7 @@ export function registerWorker(program: Command): void {
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.server.close(() => resolve()) : resolve()));
       };
       try {
-        captioner = await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder });
+        captioner = await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder, encoderPrecision: opts.encoderPrecision });
         const metrics = createWorkerMetrics(opts.batchSize);
         if (opts.metricsPort !== undefined) {
           metricsServer = await serveMetrics(metrics.registry, opts.metricsPort, opts.metricsHost);
