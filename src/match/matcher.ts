@@ -111,7 +111,8 @@ export class OnnxMatcher implements MatcherModel {
     }
     const imagePath = modelFile(dir, MATCHER_FILES.image);
     const textPath = modelFile(dir, MATCHER_FILES.text);
-    const session = sessionOptions(options.threads);
+    // no spin-waiting: short runs between other sessions' (see src/decoder/models/show-attend-tell.ts)
+    const session = sessionOptions(options.threads, { spinning: false });
     const [image, text] = await Promise.allSettled([openSession(imagePath, session, undefined, 'matcher model file'), openSession(textPath, session, undefined, 'matcher model file')]);
     if (image.status === 'rejected' || text.status === 'rejected') {
       await Promise.all([image, text].map((s) => (s.status === 'fulfilled' ? s.value.release() : undefined)));
