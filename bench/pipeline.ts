@@ -9,7 +9,8 @@
  *   npm run bench:pipeline [-- --images 96 --batch 8 --threads 2 --int8-decoder auto --encoder auto]
  *
  * The last line printed is JSON: {"encoderImagesPerSecond", "featuresImagesPerSecond", "featuresToEncoder",
- * "captionImagesPerSecond", "captionToEncoder", ...}.
+ * "captionImagesPerSecond", "captionToEncoder", "captionSequentialImagesPerSecond" (one caption(batch) after another, no
+ * overlap), ...}.
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,26 +80,36 @@ async function captionPass(): Promise<number> {
   for await (const batch of captioner.captionBatches(files)) n += batch.length;
   return n / ((performance.now() - t0) / 1000);
 }
+/** The same without the overlap: one caption(batch) call after another, as `pixel-info caption` ran before captionBatches. */
+async function captionSequentialPass(): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < files.length; i += BATCH) await captioner.caption(files.slice(i, i + BATCH));
+  return files.length / ((performance.now() - t0) / 1000);
+}
 await captionPass(); // warm-up (JIT, first decoder calls)
 
 // Interleaved rounds, so that a slow moment of the machine hits all three alike; the median of each.
-const runs = { encoder: [] as number[], features: [] as number[], caption: [] as number[] };
+const runs = { encoder: [] as number[], features: [] as number[], caption: [] as number[], captionSequential: [] as number[] };
 for (let r = 0; r < 3; r++) {
   runs.encoder.push(await encoderPass());
   runs.features.push(await featuresPass());
   runs.caption.push(await captionPass());
+  runs.captionSequential.push(await captionSequentialPass());
 }
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const enc = median(runs.encoder);
 const feat = median(runs.features);
 const cap = median(runs.caption);
-console.log(`encoder alone ${round(enc)} img/s; features ${round(feat)} img/s (${round((100 * feat) / enc, 1)}%); captions ${round(cap)} img/s (${round((100 * cap) / enc, 1)}%)`);
+const seq = median(runs.captionSequential);
+console.log(`encoder alone ${round(enc)} img/s; features ${round(feat)} img/s (${round((100 * feat) / enc, 1)}%); captions ${round(cap)} img/s (${round((100 * cap) / enc, 1)}%; without the overlap ${round(seq)} img/s, ${round((100 * seq) / enc, 1)}%)`);
 const summary = {
   encoderImagesPerSecond: round(enc),
   featuresImagesPerSecond: round(feat),
   featuresToEncoder: round(feat / enc, 3),
   captionImagesPerSecond: round(cap),
   captionToEncoder: round(cap / enc, 3),
+  captionSequentialImagesPerSecond: round(seq),
+  captionSequentialToEncoder: round(seq / enc, 3),
   runs: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((x) => round(x))])),
   images: files.length,
   batch: BATCH,
