@@ -24,6 +24,16 @@ test('int8 decoder: every dense layer of the step graph becomes DynamicQuantizeM
   }
 });
 
+test("int8 decoder: the init graph's attention projection (MatMul of a Transpose) and h0/c0 Gemms become DynamicQuantizeMatMul", { skip: !HAVE_MODEL && 'no shipped model' }, () => {
+  const { bytes, report } = quantizeGemmWeights(readFileSync(join(MODEL, 'decoder_init.onnx')));
+  assert.deepEqual(report.layers.map((l) => `${l.rows}x${l.cols}`).sort(), ['2048x512', '2048x512', '2048x512']);
+  const graph = decodeModel(bytes).graph!;
+  for (const op of ['Gemm', 'MatMul', 'Transpose']) assert.equal(graph.node!.filter((n) => n.opType === op).length, 0, `no ${op} left`);
+  assert.equal(graph.node!.filter((n) => n.opType === 'DynamicQuantizeMatMul').length, 3);
+  assert.ok(!graph.initializer!.some((t) => t.name === 'm.encoder_att.weight_fp16'), 'the fp16 weight and its Cast are dropped');
+  assert.ok(graph.node!.some((n) => n.opType === 'LayerNormalization'), 'everything else is kept');
+});
+
 test('int8 decoder: captions of real images mostly identical to fp32', { skip: (!HAVE_MODEL && 'no shipped model') || (!HAVE_FLICKR8K && 'no ../shared'), timeout: 300_000 }, async () => {
   const files = readdirSync(FLICKR8K_IMAGES).sort().slice(0, 16).map((n) => join(FLICKR8K_IMAGES, n));
   const fp32 = await Captioner.load({ threads: 2, int8Decoder: false });
@@ -40,7 +50,7 @@ test('int8 decoder: captions of real images mostly identical to fp32', { skip: (
     assert.ok('captions' in x && 'captions' in y);
     if ('captions' in x && 'captions' in y && x.captions[0].text === y.captions[0].text) same++;
   });
-  // On the whole val split 928 of 1000 captions are identical and CIDEr moves by -0.0003 (the card's quantization gate).
+  // On the whole val split 898 of 1000 captions are identical and CIDEr moves by +0.0014 (the card's quantization gate).
   assert.ok(same >= 12, `only ${same}/16 identical`);
 });
 

@@ -90,14 +90,12 @@ export async function beamSearch<S extends DecoderState>(
   }));
   const results: Hypothesis[][] = new Array(count);
   let tokens: number[] = new Array(count).fill(start);
-  let mask = new Uint8Array(0);
 
   for (let t = 0; searches.length > 0; t++) {
     const out = await model.step(tokens, state);
     const V = out.logProbs.length / state.rows;
     if (!Number.isInteger(V) || V < 1) throw new RangeError(`step gave ${out.logProbs.length} log-probabilities for ${state.rows} rows`);
     const R = out.alpha.length / state.rows;
-    if (mask.length !== V) mask = new Uint8Array(V);
     const closing = t === o.maxLength; // maxLength words written
 
     const nextSearches: ImageSearch[] = [];
@@ -108,7 +106,7 @@ export async function beamSearch<S extends DecoderState>(
       // words every beam must end, so the candidates are the beams' <end> continuations.
       const top = closing
         ? closingCandidates(search, out.logProbs, V, end, rules)
-        : topCandidates(search, out.logProbs, V, 2 * K, mask, (beam) => bannedTokens(rules, beam.tokens, V));
+        : topCandidates(search, out.logProbs, V, 2 * K, (beam) => bannedTokens(rules, beam.tokens, V));
       const live: Beam[] = [];
       const liveRows: number[] = [];
       top.forEach((cand, rank) => {
@@ -190,31 +188,57 @@ function closingCandidates(search: ImageSearch, logProbs: Float32Array, V: numbe
 /**
  * The `limit` best continuations of an image's live beams, best first; ties go to the lower row, then the
  * lower token id, so results do not depend on how rows are batched.
+ *
+ * Each beam's row is scanned once in a tight loop that keeps that beam's `limit` best in two small typed arrays
+ * (only a value above the current threshold costs more than a comparison; the rare banned id is checked only
+ * then), and the beams' lists are merged. The overall best `limit` are among the per-beam best `limit`, so this is
+ * exactly the global selection.
  */
 function topCandidates(
   search: ImageSearch,
   logProbs: Float32Array,
   V: number,
   limit: number,
-  mask: Uint8Array,
   banned: (beam: Beam) => number[],
 ): Candidate[] {
-  const top: Candidate[] = [];
-  const consider = (value: number, row: number, token: number) => {
-    if (!(value > -Infinity)) return; // -Infinity and NaN: impossible continuations
-    if (top.length === limit && !(value > top[limit - 1].value)) return;
-    let i = top.length === limit ? limit - 1 : top.length;
-    while (i > 0 && top[i - 1].value < value) i--;
-    top.splice(i, 0, { value, row, token });
-    if (top.length > limit) top.pop();
-  };
+  if (topValues.length < limit) {
+    topValues = new Float64Array(limit);
+    topTokens = new Int32Array(limit);
+  }
+  const values = topValues;
+  const tokens = topTokens;
+  const merged: Candidate[] = [];
   search.beams.forEach((beam, b) => {
     const row = search.firstRow + b;
     const base = row * V;
     const ban = banned(beam);
-    for (const id of ban) mask[id] = 1;
-    for (let v = 0; v < V; v++) if (mask[v] === 0) consider(beam.logProb + logProbs[base + v], row, v);
-    for (const id of ban) mask[id] = 0;
+    const offset = beam.logProb;
+    let count = 0;
+    let threshold = -Infinity; // the value to beat once `limit` are kept
+    for (let v = 0; v < V; v++) {
+      const value = offset + logProbs[base + v];
+      if (!(value > threshold)) {
+        if (count === limit || !(value > -Infinity)) continue; // -Infinity and NaN: impossible continuations
+      }
+      if (ban.length > 0 && ban.includes(v)) continue;
+      // insert after every kept value >= this one (equal values keep the lower token first)
+      let i = count < limit ? count++ : limit - 1;
+      while (i > 0 && values[i - 1] < value) {
+        values[i] = values[i - 1];
+        tokens[i] = tokens[i - 1];
+        i--;
+      }
+      values[i] = value;
+      tokens[i] = v;
+      if (count === limit) threshold = values[limit - 1];
+    }
+    for (let i = 0; i < count; i++) merged.push({ value: values[i], row, token: tokens[i] });
   });
-  return top;
+  merged.sort((a, b) => b.value - a.value || a.row - b.row || a.token - b.token);
+  if (merged.length > limit) merged.length = limit;
+  return merged;
 }
+
+/** Scratch space of topCandidates, reused across calls (the search is synchronous between awaits). */
+let topValues = new Float64Array(0);
+let topTokens = new Int32Array(0);

@@ -41,6 +41,9 @@ export interface QuantizeReport {
  */
 const WEIGHT_MAX = 63;
 
+/** Dense layers with fewer outputs stay float. */
+const MIN_OUTPUTS = 16;
+
 /** Quantises `W` [out, in] to int8 [in, out] with per-column (per-output) scales. */
 function quantizeColumns(w: Float32Array, out: number, inn: number): { q: Int8Array; scales: Float32Array } {
   const q = new Int8Array(out * inn);
@@ -62,6 +65,14 @@ export function quantizeGemmWeights(modelBytes: Uint8Array): { bytes: Uint8Array
   const castOf = new Map<string, string>();
   for (const n of graph.node!) if (n.opType === 'Cast' && initializers.has(n.input![0])) castOf.set(n.output![0], n.input![0]);
   const constant = (name: string): Tensor | undefined => initializers.get(castOf.get(name) ?? name);
+  // MatMul(A, Transpose(W)) with a constant W [out, in] is the same product as Gemm(A, W, transB = 1), for any rank of
+  // A (PyTorch exports a Linear on a 3-D input that way, e.g. the attention projection of the init graph)
+  const transposeOf = new Map<string, Tensor>();
+  for (const n of graph.node!) {
+    const perm = n.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number);
+    const w = n.opType === 'Transpose' ? constant(n.input![0]) : undefined;
+    if (w && w.dims!.length === 2 && (perm === undefined || (perm[0] === 1 && perm[1] === 0))) transposeOf.set(n.output![0], w);
+  }
 
   const report: QuantizeReport = { layers: [], bytesBefore: modelBytes.length, bytesAfter: 0 };
   const nodes: Node[] = [];
@@ -70,9 +81,12 @@ export function quantizeGemmWeights(modelBytes: Uint8Array): { bytes: Uint8Array
     const transB = n.attribute?.find((a) => a.name === 'transB')?.i;
     const alpha = n.attribute?.find((a) => a.name === 'alpha')?.f ?? 1;
     const beta = n.attribute?.find((a) => a.name === 'beta')?.f ?? 1;
-    const w = n.opType === 'Gemm' ? constant(n.input![1]) : undefined;
+    const matmul = n.opType === 'MatMul' ? transposeOf.get(n.input![1]) : undefined;
+    const w = n.opType === 'Gemm' ? constant(n.input![1]) : matmul;
     const b = n.opType === 'Gemm' && n.input!.length > 2 ? constant(n.input![2]) : undefined;
-    if (!w || Number(transB) !== 1 || alpha !== 1 || beta !== 1 || w.dims!.length !== 2 || (n.input!.length > 2 && !b)) {
+    const gemmOk = n.opType === 'Gemm' && Number(transB) === 1 && alpha === 1 && beta === 1 && (n.input!.length <= 2 || b);
+    // a projection to a handful of outputs (the attention's score vector) reads too few weights to gain anything
+    if (!w || !(gemmOk || matmul) || w.dims!.length !== 2 || Number(w.dims![0]) < MIN_OUTPUTS) {
       nodes.push(n);
       continue;
     }
@@ -93,9 +107,11 @@ export function quantizeGemmWeights(modelBytes: Uint8Array): { bytes: Uint8Array
     nodes.push({ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: inputs, output: n.output, name: `${base}_int8`, attribute: [] });
     report.layers.push({ name: base, rows: inn, cols: out });
   }
-  // Drop weights (and their Casts) that nothing reads any more.
+  // Drop weights (and their Transposes and Casts) that nothing reads any more.
   const used = new Set(nodes.flatMap((n) => n.input ?? []));
-  const keptNodes = nodes.filter((n) => !(n.opType === 'Cast' && castOf.has(n.output![0]) && !used.has(n.output![0])));
+  const withoutTransposes = nodes.filter((n) => !(n.opType === 'Transpose' && transposeOf.has(n.output![0]) && !used.has(n.output![0])));
+  const usedByRest = new Set(withoutTransposes.flatMap((n) => n.input ?? []));
+  const keptNodes = withoutTransposes.filter((n) => !(n.opType === 'Cast' && castOf.has(n.output![0]) && !usedByRest.has(n.output![0])));
   const usedAfter = new Set(keptNodes.flatMap((n) => n.input ?? []));
   graph.node = keptNodes;
   graph.initializer = [...graph.initializer!.filter((t) => usedAfter.has(t.name!)), ...added];

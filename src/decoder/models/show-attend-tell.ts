@@ -35,7 +35,7 @@ export interface ShowAttendTellOptions {
   threads?: number;
   /** When given, every step checks that log_probs has this many columns (a vocab.json / model mismatch is MODEL_CORRUPT). */
   vocabSize?: number;
-  /** Run the step graph's dense layers with int8 weights (src/onnx/quantize.ts): about 2x faster per step at small batches. */
+  /** Run the dense layers of both graphs with int8 weights (src/onnx/quantize.ts): about 2x faster per step at small batches. */
   int8?: boolean;
 }
 
@@ -77,7 +77,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     const quantize = options.int8 ? (await import('../../onnx/quantize.js')).quantizeGemmWeights : undefined;
     if (options.int8 && typeof quantize !== 'function') throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, 'the int8 decoder is available in Node only');
     const [initSession, stepSession] = await Promise.all([
-      openSession(modelFile(modelDir, INIT_FILE), session),
+      openSession(modelFile(modelDir, INIT_FILE), session, quantize ? (bytes) => quantize(bytes).bytes : undefined),
       openSession(modelFile(modelDir, STEP_FILE), session, quantize ? (bytes) => quantize(bytes).bytes : undefined),
     ]);
     try {
