@@ -71,3 +71,29 @@ test('int8 default: on where the model card records a passed gate (Node runtime)
     assert.equal(gate.split, 'val', 'selected on val');
   }
 });
+
+test('int8 decoder with the card\'s calibrated ranges: fixed-scale layers (MatMulIntegerToFloat), and an image gets the same caption alone or in any batch', { skip: (!HAVE_MODEL && 'no shipped model') || (!HAVE_FLICKR8K && 'no ../shared'), timeout: 300_000 }, async () => {
+  const card = JSON.parse(readFileSync(join(MODEL, 'model-card.json'), 'utf8'));
+  const ranges = card.quantization.int8DecoderCalibration.ranges;
+  const { bytes, report } = quantizeGemmWeights(readFileSync(join(MODEL, 'decoder_step.onnx')), { activationRanges: ranges.step });
+  assert.ok(report.layers.every((l) => l.static), 'every step layer has a calibrated input');
+  const graph = decodeModel(bytes).graph!;
+  assert.equal(graph.node!.filter((n) => n.opType === 'MatMulIntegerToFloat').length, 5);
+  assert.equal(graph.node!.filter((n) => n.opType === 'QuantizeLinear').length, 3, "one per distinct input: h (three layers), [word; context], h_out");
+  assert.equal(graph.node!.filter((n) => n.opType === 'DynamicQuantizeMatMul').length, 0);
+
+  const files = readdirSync(FLICKR8K_IMAGES).sort().slice(20, 28).map((n) => join(FLICKR8K_IMAGES, n));
+  const captioner = await Captioner.load({ threads: 2, batchSize: 8, int8Decoder: true, matcher: false });
+  try {
+    const together = await captioner.caption(files);
+    const text = (o: (typeof together)[number]) => ('captions' in o ? `${o.captions[0].text} ${o.captions[0].logProb.toFixed(5)}` : 'failed');
+    for (const [i, file] of files.entries()) {
+      const alone = await captioner.caption([file]);
+      assert.equal(text(alone[0]), text(together[i]), `image ${i}: alone vs in a batch of ${files.length}`);
+    }
+    const reversed = await captioner.caption([...files].reverse());
+    assert.deepEqual(reversed.map(text).reverse(), together.map(text), 'another order, the same captions');
+  } finally {
+    await captioner.release();
+  }
+});

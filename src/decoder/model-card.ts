@@ -213,6 +213,18 @@ export const modelCardSchema = z
       .object({
         /** The int8 decoder (src/onnx/quantize.ts); on by default only when `passed` (src/decoder/precision.ts). */
         int8Decoder: int8GateSchema,
+        /** Calibrated input ranges of the dense layers (src/decoder/int8-calibrate.ts): batch-independent int8. */
+        int8DecoderCalibration: z
+          .object({
+            dataset: text,
+            split: text,
+            images: count,
+            percentile: z.number(),
+            date: text,
+            ranges: z.object({ init: z.record(z.object({ min: z.number(), max: z.number() })), step: z.record(z.object({ min: z.number(), max: z.number() })) }).partial(),
+          })
+          .partial()
+          .passthrough(),
       })
       .partial()
       .passthrough(),

@@ -51,7 +51,9 @@ export async function readModelDir(dir: string): Promise<ModelDirContents> {
 
 /** The decoder of a model directory, loaded by its architecture. */
 export function loadDecoder(model: ModelDirContents, options: DecoderLoadOptions = {}): Promise<LoadedDecoder> {
-  return model.architecture.load(model.dir, model.vocabulary.size, options);
+  // int8 with the card's calibrated input ranges (batch-independent captions), when it has them
+  const int8Ranges = options.int8Ranges ?? model.card.quantization?.int8DecoderCalibration?.ranges;
+  return model.architecture.load(model.dir, model.vocabulary.size, { ...options, int8Ranges });
 }
 
 async function requireFiles(dir: string, files: readonly string[]): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import type { StepModel } from './step-model.js';
-import { INIT_FILE, STEP_FILE, ShowAttendTellStepModel } from './models/show-attend-tell.js';
+import { INIT_FILE, STEP_FILE, ShowAttendTellStepModel, type ShowAttendTellOptions } from './models/show-attend-tell.js';
 
 /** A decoder ready to search with; released when its captioner is. */
 export interface LoadedDecoder extends StepModel {
@@ -21,6 +21,10 @@ export interface DecoderLoadOptions {
   threads?: number;
   /** int8 weights for the dense layers, where the architecture supports it. */
   int8?: boolean;
+  /** With int8: the calibrated input ranges of the dense layers per graph, from the model card (model-dir.ts passes them). */
+  int8Ranges?: Partial<Record<'init' | 'step', Record<string, { min: number; max: number }>>>;
+  /** Calibration only (src/decoder/int8-calibrate.ts): extra tensors per graph and a callback on every run. */
+  observe?: ShowAttendTellOptions['observe'];
 }
 
 export interface DecoderArchitecture {

@@ -29,7 +29,8 @@ function tensorValues(t: Tensor): Float32Array {
 }
 
 export interface QuantizeReport {
-  layers: Array<{ name: string; rows: number; cols: number }>;
+  /** `static`: the input has a calibrated range (QuantizeLinear + MatMulIntegerToFloat), else DynamicQuantizeMatMul. */
+  layers: Array<{ name: string; rows: number; cols: number; static: boolean }>;
   bytesBefore: number;
   bytesAfter: number;
 }
@@ -58,25 +59,40 @@ function quantizeColumns(w: Float32Array, out: number, inn: number): { q: Int8Ar
   return { q, scales };
 }
 
-export function quantizeGemmWeights(modelBytes: Uint8Array): { bytes: Uint8Array; report: QuantizeReport } {
-  const model = decodeModel(modelBytes);
-  const graph = model.graph!;
+/** Calibrated range of a dense layer's input (see quantizeGemmWeights). */
+export interface ActivationRange {
+  min: number;
+  max: number;
+}
+
+export interface QuantizeOptions {
+  /**
+   * Ranges of the dense layers' inputs, by tensor name (denseLayerInputs), measured on real decoding. A layer whose
+   * input has one gets a fixed uint8 quantisation of that input (QuantizeLinear + MatMulIntegerToFloat): each row's
+   * result then depends on that row alone, so a caption does not change with the other images of its batch. A
+   * layer without one quantises its input per call over the whole batch (DynamicQuantizeMatMul), which does.
+   */
+  activationRanges?: Record<string, ActivationRange>;
+}
+
+/** The input tensor (A) of every dense layer quantizeGemmWeights would rewrite, in graph order, without repeats. */
+export function denseLayerInputs(modelBytes: Uint8Array): string[] {
+  const out = new Set<string>();
+  scanDense(decodeModel(modelBytes).graph!, (n) => out.add(n.input![0]));
+  return [...out];
+}
+
+function scanDense(graph: NonNullable<ReturnType<typeof decodeModel>['graph']>, visit: (n: Node, w: Tensor, b: Tensor | undefined) => void): void {
   const initializers = new Map(graph.initializer!.map((t) => [t.name!, t]));
   const castOf = new Map<string, string>();
   for (const n of graph.node!) if (n.opType === 'Cast' && initializers.has(n.input![0])) castOf.set(n.output![0], n.input![0]);
   const constant = (name: string): Tensor | undefined => initializers.get(castOf.get(name) ?? name);
-  // MatMul(A, Transpose(W)) with a constant W [out, in] is the same product as Gemm(A, W, transB = 1), for any rank of
-  // A (PyTorch exports a Linear on a 3-D input that way, e.g. the attention projection of the init graph)
   const transposeOf = new Map<string, Tensor>();
   for (const n of graph.node!) {
     const perm = n.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number);
     const w = n.opType === 'Transpose' ? constant(n.input![0]) : undefined;
     if (w && w.dims!.length === 2 && (perm === undefined || (perm[0] === 1 && perm[1] === 0))) transposeOf.set(n.output![0], w);
   }
-
-  const report: QuantizeReport = { layers: [], bytesBefore: modelBytes.length, bytesAfter: 0 };
-  const nodes: Node[] = [];
-  const added: Tensor[] = [];
   for (const n of graph.node!) {
     const transB = n.attribute?.find((a) => a.name === 'transB')?.i;
     const alpha = n.attribute?.find((a) => a.name === 'alpha')?.f ?? 1;
@@ -85,11 +101,24 @@ export function quantizeGemmWeights(modelBytes: Uint8Array): { bytes: Uint8Array
     const w = n.opType === 'Gemm' ? constant(n.input![1]) : matmul;
     const b = n.opType === 'Gemm' && n.input!.length > 2 ? constant(n.input![2]) : undefined;
     const gemmOk = n.opType === 'Gemm' && Number(transB) === 1 && alpha === 1 && beta === 1 && (n.input!.length <= 2 || b);
-    // a projection to a handful of outputs (the attention's score vector) reads too few weights to gain anything
-    if (!w || !(gemmOk || matmul) || w.dims!.length !== 2 || Number(w.dims![0]) < MIN_OUTPUTS) {
-      nodes.push(n);
-      continue;
-    }
+    if (w && (gemmOk || matmul) && w.dims!.length === 2 && Number(w.dims![0]) >= MIN_OUTPUTS) visit(n, w, b);
+  }
+}
+
+export function quantizeGemmWeights(modelBytes: Uint8Array, options: QuantizeOptions = {}): { bytes: Uint8Array; report: QuantizeReport } {
+  const model = decodeModel(modelBytes);
+  const graph = model.graph!;
+  const initializers = new Map(graph.initializer!.map((t) => [t.name!, t]));
+  const castOf = new Map<string, string>();
+  for (const n of graph.node!) if (n.opType === 'Cast' && initializers.has(n.input![0])) castOf.set(n.output![0], n.input![0]);
+  const transposeOf = new Set<string>();
+  for (const n of graph.node!) if (n.opType === 'Transpose') transposeOf.add(n.output![0]);
+
+  const report: QuantizeReport = { layers: [], bytesBefore: modelBytes.length, bytesAfter: 0 };
+  const replaced = new Map<Node, Node[]>();
+  const added: Tensor[] = [];
+  const quantizedInputs = new Map<string, string>(); // A → its uint8 tensor (one QuantizeLinear per input)
+  scanDense(graph, (n, w, b) => {
     const [out, inn] = w.dims!.map(Number);
     const { q, scales } = quantizeColumns(tensorValues(w), out, inn);
     const base = n.name || n.output![0];
@@ -99,16 +128,39 @@ export function quantizeGemmWeights(modelBytes: Uint8Array): { bytes: Uint8Array
       { name: names.scale, dims: [out], dataType: DataType.FLOAT, rawData: new Uint8Array(scales.buffer) },
       { name: names.zero, dims: [out], dataType: DataType.INT8, rawData: new Uint8Array(out) },
     );
-    const inputs = [n.input![0], names.q, names.scale, names.zero];
-    if (b) {
-      added.push({ name: names.bias, dims: [out], dataType: DataType.FLOAT, rawData: new Uint8Array(tensorValues(b).buffer) });
-      inputs.push(names.bias);
+    if (b) added.push({ name: names.bias, dims: [out], dataType: DataType.FLOAT, rawData: new Uint8Array(tensorValues(b).buffer) });
+    const a = n.input![0];
+    const range = options.activationRanges?.[a];
+    const nodes: Node[] = [];
+    if (range) {
+      let aq = quantizedInputs.get(a);
+      if (!aq) {
+        aq = `${a}.u8`;
+        quantizedInputs.set(a, aq);
+        const lo = Math.min(0, range.min);
+        const hi = Math.max(0, range.max);
+        const scale = hi > lo ? (hi - lo) / 255 : 1;
+        const zero = Math.max(0, Math.min(255, Math.round(-lo / scale)));
+        added.push(
+          { name: `${a}.a_scale`, dims: [], dataType: DataType.FLOAT, rawData: new Uint8Array(new Float32Array([scale]).buffer) },
+          { name: `${a}.a_zero`, dims: [], dataType: DataType.UINT8, rawData: new Uint8Array([zero]) },
+        );
+        nodes.push({ opType: 'QuantizeLinear', input: [a, `${a}.a_scale`, `${a}.a_zero`], output: [aq], name: `${a}_quantize`, attribute: [] });
+      }
+      const inputs = [aq, names.q, `${a}.a_scale`, names.scale, `${a}.a_zero`, names.zero];
+      if (b) inputs.push(names.bias);
+      nodes.push({ opType: 'MatMulIntegerToFloat', domain: 'com.microsoft', input: inputs, output: n.output, name: `${base}_int8`, attribute: [] });
+    } else {
+      const inputs = [a, names.q, names.scale, names.zero];
+      if (b) inputs.push(names.bias);
+      nodes.push({ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: inputs, output: n.output, name: `${base}_int8`, attribute: [] });
     }
-    nodes.push({ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: inputs, output: n.output, name: `${base}_int8`, attribute: [] });
-    report.layers.push({ name: base, rows: inn, cols: out });
-  }
+    replaced.set(n, nodes);
+    report.layers.push({ name: base, rows: inn, cols: out, static: Boolean(range) });
+  });
+  const nodes = graph.node!.flatMap((n) => replaced.get(n) ?? [n]);
   // Drop weights (and their Transposes and Casts) that nothing reads any more.
-  const used = new Set(nodes.flatMap((n) => n.input ?? []));
+  const used = new Set([...nodes.flatMap((n) => n.input ?? []), ...graph.output!.map((o) => o.name!)]);
   const withoutTransposes = nodes.filter((n) => !(n.opType === 'Transpose' && transposeOf.has(n.output![0]) && !used.has(n.output![0])));
   const usedByRest = new Set(withoutTransposes.flatMap((n) => n.input ?? []));
   const keptNodes = withoutTransposes.filter((n) => !(n.opType === 'Cast' && castOf.has(n.output![0]) && !usedByRest.has(n.output![0])));

@@ -16,6 +16,8 @@ import { readModelDir } from '../../decoder/model-dir.js';
 import { resolveGeneration } from '../../decoder/generation.js';
 import { createProgress, type Progress } from '../progress.js';
 import { runInt8Gate, writeInt8Gate } from '../../eval/int8-gate.js';
+import { calibrateInt8Decoder, writeInt8DecoderCalibration } from '../../decoder/int8-calibrate.js';
+import { loadDataset } from '../../data/datasets/index.js';
 import { INT8_MAX_CIDER_DROP } from '../../decoder/precision.js';
 import { PixelInfoError } from '../../errors.js';
 
@@ -38,6 +40,8 @@ interface EvalCliOptions extends GenerationFlags {
   progress: boolean;
   int8Gate?: boolean;
   writeCard?: boolean;
+  calibrateInt8?: boolean;
+  calibrationImages: number;
 }
 
 /** Errors caused by the command line or what it points at (a wrong folder, a store of another encoder): exit 2. */
@@ -68,6 +72,8 @@ export function registerEval(program: Command): void {
     )
     .option('--int8-gate', `run the split with fp32 and with int8 decoder weights (into <out>/fp32 and <out>/int8) and report whether int8 loses at most ${INT8_MAX_CIDER_DROP} CIDEr`)
     .option('--write-card', "with --int8-gate: record the result in the model card (quantization.int8Decoder), which decides the int8 default")
+    .option('--calibrate-int8', "first measure the int8 decoder's input ranges on train images and record them in the model card (quantization.int8DecoderCalibration): int8 captions then do not depend on the batch")
+    .option('--calibration-images <n>', 'with --calibrate-int8: the first n train images', parsePositiveInt, 128)
     .option('--no-progress', 'no progress bar')
     .action(exitTwoOn<EvalCliOptions>('eval', USAGE_ERRORS, runEval));
   addGenerationOptions(command);
@@ -79,6 +85,14 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
   const { card } = await readModelDir(opts.model);
   const out = opts.out ?? join('eval', `${opts.dataset}-${opts.split}-beam${resolveGeneration(generation, card.decoding).beamSize}`);
   if (opts.writeCard && !opts.int8Gate) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, '--write-card records an --int8-gate result: give --int8-gate too');
+  if (opts.calibrateInt8) {
+    const dataset = await loadDataset(opts.dataset, { dataDir: opts.dataDir });
+    const images = dataset.images.filter((im) => im.split === 'train').slice(0, opts.calibrationImages).map((im) => im.path);
+    const calibration = await calibrateInt8Decoder({ modelDir: opts.model, images, dataset: opts.dataset, split: 'train', threads: opts.threads });
+    await writeInt8DecoderCalibration(opts.model, calibration);
+    console.error(`pixel-info eval: int8 decoder input ranges from ${images.length} ${opts.dataset} train images → ${join(opts.model, 'model-card.json')}`);
+    if (!opts.int8Gate) return;
+  }
   if (opts.int8Gate) {
     if (opts.int8Decoder !== undefined) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, '--int8-gate runs both precisions: leave out --int8-decoder / --no-int8-decoder');
     return runGate(opts, generation, out);

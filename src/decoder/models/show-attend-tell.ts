@@ -37,6 +37,16 @@ export interface ShowAttendTellOptions {
   vocabSize?: number;
   /** Run the dense layers of both graphs with int8 weights (src/onnx/quantize.ts): about 2x faster per step at small batches. */
   int8?: boolean;
+  /** With int8: calibrated ranges of the dense layers' inputs per graph (the card's quantization.int8DecoderCalibration). */
+  int8Ranges?: Partial<Record<'init' | 'step', Record<string, { min: number; max: number }>>>;
+  /**
+   * Calibration only: extra tensors each graph returns, and a callback that sees every run's feeds and outputs
+   * (src/decoder/int8-calibrate.ts).
+   */
+  observe?: {
+    tensors: Partial<Record<'init' | 'step', string[]>>;
+    onRun: (graph: 'init' | 'step', feeds: Record<string, Tensor>, outputs: Record<string, Tensor>) => void;
+  };
 }
 
 /** What init computed once per image, for every step of the search. */
@@ -69,6 +79,8 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     readonly format: GraphFormat,
   ) {}
 
+  private onRun?: NonNullable<ShowAttendTellOptions['observe']>['onRun'];
+
   static async load(modelDir: string, options: ShowAttendTellOptions = {}): Promise<ShowAttendTellStepModel> {
     // No spin-waiting: JavaScript runs between steps, and spinning threads would take the cores from the next step,
     // the encoder and the other sessions (measured: decoding 83 → 51 ms and the next encoder call 101 → 60 ms, batch 1).
@@ -76,9 +88,19 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     // Imported only when asked for: the ONNX protobuf code it needs stays out of the browser bundle (package.json "browser").
     const quantize = options.int8 ? (await import('../../onnx/quantize.js')).quantizeGemmWeights : undefined;
     if (options.int8 && typeof quantize !== 'function') throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, 'the int8 decoder is available in Node only');
+    const observe = options.observe;
+    const withOutputs = observe ? (await import('../../onnx/quantize-static.js')).withOutputs : undefined;
+    const transform = (graph: 'init' | 'step') => {
+      const extra = observe?.tensors[graph] ?? [];
+      if (!quantize && !(withOutputs && extra.length)) return undefined;
+      return (bytes: Uint8Array) => {
+        const q = quantize ? quantize(bytes, { activationRanges: options.int8Ranges?.[graph] }).bytes : bytes;
+        return withOutputs && extra.length ? withOutputs(q, extra) : q;
+      };
+    };
     const [initSession, stepSession] = await Promise.all([
-      openSession(modelFile(modelDir, INIT_FILE), session, quantize ? (bytes) => quantize(bytes).bytes : undefined),
-      openSession(modelFile(modelDir, STEP_FILE), session, quantize ? (bytes) => quantize(bytes).bytes : undefined),
+      openSession(modelFile(modelDir, INIT_FILE), session, transform('init')),
+      openSession(modelFile(modelDir, STEP_FILE), session, transform('step')),
     ]);
     try {
       const format: GraphFormat = stepSession.inputNames.includes('image') ? 'per-image' : 'per-row';
@@ -102,7 +124,9 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
           { subject: modelDir },
         );
       }
-      return new ShowAttendTellStepModel(initSession, stepSession, regions, featureDim, options.vocabSize ?? graphVocab, format);
+      const model = new ShowAttendTellStepModel(initSession, stepSession, regions, featureDim, options.vocabSize ?? graphVocab, format);
+      model.onRun = observe?.onRun;
+      return model;
     } catch (err) {
       await Promise.all([initSession.release(), stepSession.release()]);
       throw err;
@@ -122,6 +146,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
     const imageFeatures = features.length === count * rowFloats ? features : features.subarray(0, count * rowFloats);
     const input = new ort.Tensor('float32', imageFeatures, [count, this.regions, this.featureDim]);
     const out = await this.initSession.run({ features: input });
+    this.onRun?.('init', { features: input }, out as Record<string, Tensor>);
     const proj = out.proj_features as Tensor;
     let images: ImageTensors;
     if (this.format === 'per-image') {
@@ -156,6 +181,7 @@ export class ShowAttendTellStepModel implements StepModel<ShowAttendTellState> {
       feeds.proj_features = state.images.proj;
     }
     const out = await this.stepSession.run(feeds);
+    this.onRun?.('step', feeds, out as Record<string, Tensor>);
     const logProbs = out.log_probs.data as Float32Array;
     const alpha = out.alpha.data as Float32Array;
     const vocab = logProbs.length / rows;
