@@ -50,7 +50,7 @@ test('int8 decoder: captions of real images mostly identical to fp32', { skip: (
     assert.ok('captions' in x && 'captions' in y);
     if ('captions' in x && 'captions' in y && x.captions[0].text === y.captions[0].text) same++;
   });
-  // On the whole val split 898 of 1000 captions are identical and CIDEr moves by +0.0014 (the card's quantization gate).
+  // On the whole val split 909 of 1000 captions are identical and CIDEr moves by -0.0017 (the card's quantization gate).
   assert.ok(same >= 12, `only ${same}/16 identical`);
 });
 
