@@ -37,7 +37,8 @@ let setup: Promise<Setup> | undefined;
 function start(): Promise<Setup> {
   setup ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'px-device-'));
-    const node = await Captioner.load();
+    // fp32 like the browser (onnxruntime-web has no int8 kernels): the parity test compares the same model
+    const node = await Captioner.load({ int8Decoder: false });
     const server = await buildServer({
       loadEngine: async () => node,
       library: join(dir, 'library.sqlite'),

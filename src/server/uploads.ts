@@ -131,14 +131,15 @@ export class UploadAdmission {
     const limit = bodyLimit + (request.isMultipart() ? MULTIPART_OVERHEAD : 0);
     if (declared !== undefined && declared > limit) {
       reply.header('connection', 'close');
+      lingerOnClose(request.raw);
       throw new PixelInfoError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request is too large (${declared} bytes; the limit is ${bodyLimit} bytes)`);
     }
     const cost = Math.min(declared ?? limit, limit);
     if (this.admitted >= maxAdmitted) {
-      throw this.overloaded(reply, `too many captioning requests in progress (${this.admitted} being received, queued or captioned; limit ${maxAdmitted}); retry later`);
+      throw this.overloaded(request, reply, `too many captioning requests in progress (${this.admitted} being received, queued or captioned; limit ${maxAdmitted}); retry later`);
     }
     if (this.bytes + cost > uploadMemory && this.admitted > 0) {
-      throw this.overloaded(reply, `uploads in progress hold ${mb(this.bytes)} of the ${mb(uploadMemory)} they may use; retry later`);
+      throw this.overloaded(request, reply, `uploads in progress hold ${mb(this.bytes)} of the ${mb(uploadMemory)} they may use; retry later`);
     }
     this.admitted++;
     this.bytes += cost;
@@ -153,10 +154,38 @@ export class UploadAdmission {
     });
   }
 
-  private overloaded(reply: FastifyReply, message: string): PixelInfoError {
+  private overloaded(request: FastifyRequest, reply: FastifyReply, message: string): PixelInfoError {
     reply.header('connection', 'close').header('retry-after', String(this.options.retryAfterSeconds()));
+    lingerOnClose(request.raw);
     return new PixelInfoError(ErrorCodes.OVERLOADED, message);
   }
+}
+
+/** How long a refused upload's connection keeps draining after the answer, ms. */
+export const LINGER_MS = 2000;
+
+/**
+ * A "lingering close" for a request refused before its body was read: when Node closes the connection after the
+ * answer, the client is usually still sending that body, and closing a socket with unread bytes makes the kernel
+ * send a reset, which can destroy the answer before the client reads it (the client then sees no status at all).
+ * Instead the server half-closes (the answer and a FIN go out), keeps reading and discarding what still arrives, and
+ * closes once the client does or after LINGER_MS. The bytes are discarded as they come: nothing accumulates.
+ */
+function lingerOnClose(raw: IncomingMessage): void {
+  const socket = raw.socket;
+  if (!socket || socket.destroyed) return;
+  socket.destroySoon = function lingeringClose(this: typeof socket) {
+    if (this.destroyed) return;
+    if (this.writable) this.end();
+    this.resume(); // discard the rest of the upload
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('end', () => {
+      clearTimeout(timer);
+      this.destroy();
+    });
+    this.once('close', () => clearTimeout(timer));
+  };
 }
 
 function mb(bytes: number): string {
