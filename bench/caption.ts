@@ -3,7 +3,8 @@
  * ResNet50 encoder → beam search over the ONNX decoder), the real model, repeated after a warm-up.
  * Reports p50/p95 of the total and of each stage (the Captioner's own per-stage timings).
  *
- *   npm run bench:caption [-- --image FILE --runs 50 --warmup 5 --seconds 60 --threads 2 --beam 3 --int8-decoder true|false|auto]
+ *   npm run bench:caption [-- --image FILE --runs 50 --warmup 5 --seconds 60 --threads 2 --beam 3 --int8-decoder true|false|auto
+ *                          --batch 1]      (--batch N: N copies in one call; total = the call, stages = per image)
  *
  * The image defaults to the first Flickr8k image under $PIXEL_INFO_DATA_DIR or ../shared/datasets, else a
  * synthetic 500x375 JPEG. The last line printed is JSON:
@@ -27,6 +28,8 @@ const SECONDS = Number(args.get('seconds') ?? 60);
 const THREADS = Number(args.get('threads') ?? 2);
 /** Unset: the model card's beam size, else the library default (src/decoder/generation.ts). */
 const BEAM = args.has('beam') ? Number(args.get('beam')) : undefined;
+/** Images per call (copies of the image, one batch): the stage times are then per image (the batch's share). */
+const BATCH = Number(args.get('batch') ?? 1);
 /** --int8-decoder true | false | auto (default auto: int8 when the model card's gate passed; src/decoder/precision.ts). */
 const INT8_CHOICE = parseInt8Choice(args.get('int8-decoder') ?? 'auto');
 const DEFAULT_IMAGE = resolve(process.env.PIXEL_INFO_DATA_DIR ?? '../shared/datasets', 'flickr8k', 'images', '1000268201_693b08cb0e.jpg');
@@ -62,20 +65,28 @@ console.log(cpuLine(CPU));
 console.log(`caption benchmark: ${label}, beam ${BEAM ?? 'of the model card'}, ${THREADS} threads, ${WARMUP} warm-up + up to ${RUNS} runs (≤ ${SECONDS} s); load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
 
 const tLoad = performance.now();
-const captioner = await Captioner.load({ threads: THREADS, batchSize: 1, int8Decoder: INT8_CHOICE });
+const captioner = await Captioner.load({ threads: THREADS, batchSize: BATCH, int8Decoder: INT8_CHOICE });
+/** One call: the first image's result (with BATCH > 1, its timings are the batch's per-image share). */
+const captionOnce = async () => {
+  if (BATCH === 1) return captioner.caption(input, options);
+  const outcomes = await captioner.caption(Array.from({ length: BATCH }, () => input), options);
+  const first = outcomes[0];
+  if (!('captions' in first)) throw new Error(`caption failed: ${first.error.message}`);
+  return first;
+};
 const INT8 = captioner.int8Decoder;
 const loadMs = performance.now() - tLoad;
 const options = captioner.generationConfig({ beamSize: BEAM });
 
 let text = '';
-for (let i = 0; i < WARMUP; i++) text = (await captioner.caption(input, options)).captions[0].text;
+for (let i = 0; i < WARMUP; i++) text = (await captionOnce()).captions[0].text;
 
 const total: number[] = [];
 const stages = { preprocess: [] as number[], encoder: [] as number[], decoder: [] as number[] };
 const t0 = performance.now();
 while (total.length < RUNS && (total.length < 5 || performance.now() - t0 < SECONDS * 1000)) {
   const start = performance.now();
-  const result = await captioner.caption(input, options);
+  const result = await captionOnce();
   total.push(performance.now() - start);
   stages.preprocess.push(result.timings.preprocessMs);
   stages.encoder.push(result.timings.encoderMs);
@@ -98,6 +109,7 @@ const summary = {
   decoderToEncoderRatio: Math.round((decoderP50Ms / encoderP50Ms) * 1000) / 1000,
   minMs: round(Math.min(...total)),
   beam: options.beamSize,
+  batch: BATCH,
   runs: total.length,
   threads: THREADS,
   int8Decoder: INT8,
