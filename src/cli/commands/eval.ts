@@ -101,20 +101,8 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
   let run;
   try {
     run = await evaluateModel({
-      dataset: opts.dataset,
-      split: opts.split,
-      out,
-      dataDir: opts.dataDir,
-      modelDir: opts.model,
-      features: opts.features,
-      generation,
-      limit: opts.limit,
-      batchSize: opts.batchSize,
-      threads: opts.threads,
+      ...evaluationOptions(opts, generation, out),
       int8Decoder: opts.int8Decoder,
-      encoderPrecision: opts.encoderPrecision,
-      meteor: opts.meteor,
-      examples: opts.examples,
       onProgress: (done, total, failed) => {
         bar ??= createProgress(total, 'eval', { enabled: opts.progress });
         bar.update(done, { failed });
@@ -149,6 +137,25 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
   process.exitCode = record.failed.length > 0 ? 1 : 0;
 }
 
+/** What a plain eval and the int8 gate take from the command line alike. */
+function evaluationOptions(opts: EvalCliOptions, generation: ReturnType<typeof generationOptionsFrom>, out: string) {
+  return {
+    dataset: opts.dataset,
+    split: opts.split,
+    out,
+    dataDir: opts.dataDir,
+    modelDir: opts.model,
+    features: opts.features,
+    generation,
+    limit: opts.limit,
+    batchSize: opts.batchSize,
+    threads: opts.threads,
+    encoderPrecision: opts.encoderPrecision,
+    meteor: opts.meteor,
+    examples: opts.examples,
+  };
+}
+
 async function runGate(opts: EvalCliOptions, generation: ReturnType<typeof generationOptionsFrom>, out: string): Promise<void> {
   let bar: Progress | undefined;
   let run;
@@ -156,19 +163,7 @@ async function runGate(opts: EvalCliOptions, generation: ReturnType<typeof gener
   let last = 0;
   try {
     run = await runInt8Gate({
-      dataset: opts.dataset,
-      split: opts.split,
-      out,
-      dataDir: opts.dataDir,
-      modelDir: opts.model,
-      features: opts.features,
-      generation,
-      limit: opts.limit,
-      batchSize: opts.batchSize,
-      threads: opts.threads,
-      encoderPrecision: opts.encoderPrecision,
-      meteor: opts.meteor,
-      examples: opts.examples,
+      ...evaluationOptions(opts, generation, out),
       onProgress: (done, total, failed) => {
         if (done < last) offset = total;
         last = done;
