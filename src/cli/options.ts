@@ -1,6 +1,9 @@
 /** Options and parsers shared by commands; a bad value is a usage error (exit 2) naming the option. */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_GENERATION, RULE_NAMES, type GenerationOptions, type RuleName } from '../decoder/generation.js';
+import { ErrorCodes, PixelInfoError } from '../errors.js';
+import { ENSEMBLE_COMBINES, type EnsembleCombine } from '../decoder/ensemble.js';
+import { DEFAULT_MODEL, defaultModelDir, resolveModelSpec } from '../pipeline/models.js';
 
 export function parsePositiveInt(value: string): number {
   const n = Number(value);
@@ -68,4 +71,48 @@ export function parseNonNegativeInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, got "${value}"`);
   return n;
+}
+
+/** `--model` and the ensemble flags, as CaptionerOptions fields. */
+export interface ModelFlags {
+  model: string;
+  ensembleCombine?: EnsembleCombine;
+  ensembleWeights?: number[];
+}
+
+function parseWeights(value: string): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  const weights = parts.map(Number);
+  if (parts.some((p) => p === '') || weights.some((w) => !Number.isFinite(w) || w < 0) || !weights.some((w) => w > 0)) {
+    throw new InvalidArgumentError(`expected comma-separated numbers >= 0, not all 0, got "${value}"`);
+  }
+  return weights;
+}
+
+/**
+ * `--model <spec>` (a directory, a shipped model's name, or a comma-separated ensemble; src/pipeline/models.ts),
+ * `--ensemble-combine` and `--ensemble-weights`.
+ */
+export function addModelOptions(command: Command, description = 'decoder model'): Command {
+  return command
+    .option(
+      '--model <spec>',
+      `${description}: a directory, a shipped model's name (${DEFAULT_MODEL.split(',')[0]}), or several, comma-separated, as an ensemble (default: ${DEFAULT_MODEL}, or $PIXEL_INFO_MODEL_DIR)`,
+      defaultModelDir(),
+    )
+    .addOption(
+      new Option('--ensemble-combine <how>', 'ensembles: mean-prob (mixture of the members\' distributions) or mean-logprob (product of experts)')
+        .choices([...ENSEMBLE_COMBINES])
+        .default('mean-prob'),
+    )
+    .option('--ensemble-weights <w,...>', 'ensembles: one weight per member, in --model order (default: equal)', parseWeights);
+}
+
+/** The decoder fields of CaptionerOptions from the flags; the weights must be one per member. */
+export function modelOptionsFrom(flags: ModelFlags): { modelDir: string; ensembleCombine?: EnsembleCombine; ensembleWeights?: number[] } {
+  const members = resolveModelSpec(flags.model).length;
+  if (flags.ensembleWeights && flags.ensembleWeights.length !== members) {
+    throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `--ensemble-weights has ${flags.ensembleWeights.length} weights for ${members} model(s) in --model`);
+  }
+  return { modelDir: flags.model, ensembleCombine: flags.ensembleCombine, ensembleWeights: flags.ensembleWeights };
 }

@@ -3,7 +3,8 @@
  * digits of a SHA-256 over the model directory's files (card, vocabulary and graphs, by name, in order), plus
  * `+int8` when the decoder runs with int8 weights and `+int8enc` when the encoder does (each choice resolved as the
  * Captioner resolves it) (its captions may differ). The same files give the same id on
- * every machine, so a worker can skip an image that the same model already captioned.
+ * every machine, so a worker can skip an image that the same model already captioned. An ensemble's id is its
+ * members' ids joined by commas, in order.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -12,8 +13,19 @@ import { basename, join } from 'node:path';
 import { CARD_FILE, readModelDir, VOCAB_FILE } from '../decoder/model-dir.js';
 import { resolveInt8Decoder, type Int8Choice } from '../decoder/precision.js';
 import { resolveEncoderPrecision, type EncoderPrecisionChoice } from '../encoder/int8.js';
+import { resolveModelSpec } from '../pipeline/models.js';
 
-export async function modelIdOf(modelDir: string, options: { int8Decoder?: Int8Choice; encoderPrecision?: EncoderPrecisionChoice } = {}): Promise<string> {
+export async function modelIdOf(
+  modelSpec: string | readonly string[],
+  options: { int8Decoder?: Int8Choice; encoderPrecision?: EncoderPrecisionChoice } = {},
+): Promise<string> {
+  // An ensemble (src/pipeline/models.ts): its members' ids, in order, joined by commas.
+  const ids: string[] = [];
+  for (const dir of resolveModelSpec(modelSpec)) ids.push(await oneModelId(dir, options));
+  return ids.join(',');
+}
+
+async function oneModelId(modelDir: string, options: { int8Decoder?: Int8Choice; encoderPrecision?: EncoderPrecisionChoice }): Promise<string> {
   const model = await readModelDir(modelDir);
   const files = [...new Set([CARD_FILE, VOCAB_FILE, ...model.architecture.files])].sort();
   const hash = createHash('sha256');

@@ -4,13 +4,14 @@
  */
 import { resolveInt8Decoder, type Int8Choice } from '../decoder/precision.js';
 import { stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { ImageEncoder, type EncoderPrecision, type EncoderPrecisionChoice } from '../encoder/index.js';
 import type { ImageLimits } from '../image/index.js';
 import { loadImagesSettled } from '../backend/image.js';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
-import { loadDecoder, readModelDir, type ModelCard } from '../decoder/model-dir.js';
+import { loadDecoder, readModelDir, type ModelCard, type ModelDirContents } from '../decoder/model-dir.js';
+import { checkSameVocabulary, EnsembleStepModel, type EnsembleCombine } from '../decoder/ensemble.js';
+import { defaultMatcherDir, defaultModelDir, resolveModelSpec } from './models.js';
 import type { LoadedDecoder } from '../decoder/registry.js';
 import { resolveGeneration, type GenerationConfig } from '../decoder/generation.js';
 import type { Vocabulary } from '../text/vocabulary.js';
@@ -34,21 +35,15 @@ import {
   type CaptionModels,
 } from './core.js';
 
-/** <package root>/models/flickr8k-sat; the same from src/pipeline (tsx) and dist/pipeline (built). */
-export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DEFAULT_MODEL_NAME = 'flickr8k-sat';
-
-/** $PIXEL_INFO_MODEL_DIR, else the model shipped in the package. */
-export function defaultModelDir(): string {
-  return process.env.PIXEL_INFO_MODEL_DIR || join(PACKAGE_ROOT, 'models', DEFAULT_MODEL_NAME);
-}
-
-export const DEFAULT_MATCHER_NAME = 'flickr8k-match';
-
-/** $PIXEL_INFO_MATCHER_DIR, else <package root>/models/flickr8k-match (docs/formats.md, "Matcher model directory"). */
-export function defaultMatcherDir(): string {
-  return process.env.PIXEL_INFO_MATCHER_DIR || join(PACKAGE_ROOT, 'models', DEFAULT_MATCHER_NAME);
-}
+export {
+  PACKAGE_ROOT,
+  DEFAULT_MODEL,
+  DEFAULT_MODEL_NAME,
+  DEFAULT_MATCHER_NAME,
+  defaultModelDir,
+  defaultMatcherDir,
+  resolveModelSpec,
+} from './models.js';
 
 /** Which matcher a captioner has (e.g. to key stored embeddings by model). */
 export interface MatcherInfo {
@@ -63,8 +58,15 @@ export interface MatcherInfo {
 }
 
 export interface CaptionerOptions {
-  /** Decoder model directory (docs/formats.md). Default: defaultModelDir(). */
-  modelDir?: string;
+  /**
+   * Decoder model directory (docs/formats.md), a shipped model's name (`flickr8k-sat`), or several of them (an array
+   * or a comma-separated string): an ensemble, whose members' next-word distributions are combined at every step
+   * (src/decoder/ensemble.ts). Default: defaultModelDir().
+   */
+  modelDir?: string | readonly string[];
+  /** Ensembles: how the members' distributions combine (default 'mean-prob') and their weights (default equal). */
+  ensembleCombine?: EnsembleCombine;
+  ensembleWeights?: readonly number[];
   /** onnxruntime intra-op threads for the encoder and the decoder; default all cores. */
   threads?: number;
   /** A loaded encoder to share (it is not released by release()); default: one loaded for this captioner. */
@@ -108,22 +110,44 @@ export class Captioner {
     private readonly decoder: LoadedDecoder,
     private readonly encoder: ImageEncoder,
     private readonly ownsEncoder: boolean,
-    readonly modelDir: string,
+    /** The decoder directories, absolute: one, or an ensemble's members in order. */
+    readonly modelDirs: readonly string[],
     readonly vocabulary: Vocabulary,
     private readonly modelCard: ModelCard,
     private readonly options: CaptionerOptions,
     private readonly matcher: OnnxMatcher | undefined,
+    private readonly int8Members: readonly boolean[],
   ) {}
+
+  /** The (first) decoder directory, absolute; an ensemble's are `modelDirs`. */
+  get modelDir(): string {
+    return this.modelDirs[0];
+  }
 
   static async load(options: CaptionerOptions = {}): Promise<Captioner> {
     const batchSize = options.batchSize ?? 8;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `batchSize must be a positive integer, got ${batchSize}`);
     }
-    // The decoder first: a missing model fails fast, before the encoder is converted or loaded.
-    const model = await readModelDir(options.modelDir ?? defaultModelDir());
-    const int8 = resolveInt8Decoder(options.int8Decoder, model.card);
-    const decoder = await loadDecoder(model, { threads: options.threads, int8 });
+    // The decoders first: a missing model fails fast, before the encoder is converted or loaded.
+    const dirs = resolveModelSpec(options.modelDir ?? defaultModelDir());
+    const models: ModelDirContents[] = [];
+    for (const dir of dirs) models.push(await readModelDir(dir));
+    checkSameVocabulary(models.map((m) => m.vocabulary), models.map((m) => m.dir));
+    const int8s = models.map((m) => resolveInt8Decoder(options.int8Decoder, m.card));
+    const members: LoadedDecoder[] = [];
+    let decoder: LoadedDecoder;
+    try {
+      for (let k = 0; k < models.length; k++) members.push(await loadDecoder(models[k], { threads: options.threads, int8: int8s[k] }));
+      decoder =
+        members.length === 1
+          ? members[0]
+          : new EnsembleStepModel(members, { combine: options.ensembleCombine, weights: options.ensembleWeights, names: models.map((m) => m.dir) });
+    } catch (err) {
+      await Promise.all(members.map((m) => m.release()));
+      throw err;
+    }
+    const model = models[0];
     let encoder = options.encoder;
     let matcher: OnnxMatcher | undefined;
     try {
@@ -144,7 +168,18 @@ export class Captioner {
       if (encoder && !options.encoder) await encoder.release();
       throw err;
     }
-    return new Captioner(decoder, encoder, !options.encoder, model.dir, model.vocabulary, model.card, { ...options, batchSize, int8Decoder: int8 }, matcher);
+    const int8 = int8s.some(Boolean);
+    return new Captioner(
+      decoder,
+      encoder,
+      !options.encoder,
+      models.map((m) => m.dir),
+      model.vocabulary,
+      model.card,
+      { ...options, batchSize, int8Decoder: int8 },
+      matcher,
+      int8s,
+    );
   }
 
   /** The matcher the options ask for: none with matcher: false, or when the default directory does not exist. */
@@ -179,9 +214,14 @@ export class Captioner {
     return this.encoder.precision;
   }
 
-  /** Whether the decoder runs with int8 weights (CaptionerOptions.int8Decoder, resolved). */
+  /** Whether the decoder runs with int8 weights (CaptionerOptions.int8Decoder, resolved); for an ensemble, any member. */
   get int8Decoder(): boolean {
     return this.options.int8Decoder === true;
+  }
+
+  /** Per decoder (one, or each ensemble member in `modelDirs` order): whether it runs with int8 weights. */
+  get int8Decoders(): readonly boolean[] {
+    return this.int8Members;
   }
 
   /** The loaded matcher's name, embedding size and folder; undefined when the captioner has none. */
@@ -190,7 +230,7 @@ export class Captioner {
     return m && { name: m.name, dim: m.dim, dir: m.dir, calibration: { ...m.calibration } };
   }
 
-  /** The model card of the decoder (architecture, training data, metrics). */
+  /** The model card of the decoder (architecture, training data, metrics); an ensemble's first member's, whose decoding defaults it uses. */
   get card(): ModelCard {
     return this.modelCard;
   }

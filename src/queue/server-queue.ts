@@ -8,6 +8,7 @@ import { readModelDir } from '../decoder/model-dir.js';
 import type { CaptionEngine } from '../server/engine.js';
 import { RemoteCaptionEngine } from './remote.js';
 import type { S3Settings } from './s3.js';
+import { resolveModelSpec } from '../pipeline/models.js';
 
 /** The server's `queue` option. */
 export interface ServerQueue {
@@ -33,7 +34,7 @@ export interface ServerQueueOptions {
 export function serverQueue(options: ServerQueueOptions): ServerQueue {
   const { redisUrl, modelDir, timeoutMs } = options;
   const remoteEngine = options.remoteCaptioning
-    ? async () => RemoteCaptionEngine.connect({ redisUrl, card: (await readModelDir(modelDir)).card, timeoutMs })
+    ? async () => RemoteCaptionEngine.connect({ redisUrl, card: (await readModelDir(resolveModelSpec(modelDir)[0])).card, timeoutMs })
     : undefined;
   return { redisUrl, remoteEngine, s3: options.s3 };
 }

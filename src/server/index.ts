@@ -26,7 +26,11 @@ export interface StartOptions extends Omit<ServerOptions, 'loadEngine' | 'librar
   /** The encoder's precision (Captioner's encoderPrecision; default 'auto'). */
   encoderPrecision?: EncoderPrecisionChoice;
   host?: string;
+  /** Decoder model spec: a directory, a shipped model's name, or a comma-separated ensemble (Captioner's modelDir). */
   modelDir?: string;
+  /** Ensembles (Captioner's ensembleCombine and ensembleWeights). */
+  ensembleCombine?: CaptionerOptions['ensembleCombine'];
+  ensembleWeights?: readonly number[];
   /** Where the library is: an SQLite file or a postgres:// URL (see libraryTarget); default $PIXEL_INFO_LIBRARY, else ./pixel-info-library.sqlite. */
   library?: string;
   maxPixels?: number;
@@ -49,6 +53,8 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
     loadEngine: () =>
       loadCaptionEngine({
         modelDir: options.modelDir ?? defaultModelDir(),
+        ensembleCombine: options.ensembleCombine,
+        ensembleWeights: options.ensembleWeights,
         threads: options.threads,
         int8Decoder: options.int8Decoder,
         encoderPrecision: options.encoderPrecision,
@@ -74,7 +80,7 @@ export async function startServer(options: StartOptions = {}): Promise<{ server:
 export async function loadCaptionEngine(options: CaptionerOptions = {}): Promise<CaptionEngine> {
   const captioner = await Captioner.load(options);
   try {
-    const modelId = await modelIdOf(captioner.modelDir, { int8Decoder: captioner.int8Decoder, encoderPrecision: captioner.encoderPrecision });
+    const modelId = await modelIdOf(captioner.modelDirs, { int8Decoder: captioner.int8Decoder, encoderPrecision: captioner.encoderPrecision });
     const info = captioner.matcherInfo;
     const matching = info ? await engineMatcher(info.dir) : undefined;
     return {

@@ -6,7 +6,7 @@ import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { Captioner, defaultMatcherDir, defaultModelDir, isCaptionFailure, type CaptionOutcome, type CaptionResult } from '../../pipeline/captioner.js';
+import { Captioner, defaultMatcherDir, isCaptionFailure, resolveModelSpec, type CaptionOutcome, type CaptionResult } from '../../pipeline/captioner.js';
 import type { MatchOptions } from '../../pipeline/core.js';
 import { expandInputs } from '../../pipeline/inputs.js';
 import { readModelDir } from '../../decoder/model-dir.js';
@@ -18,15 +18,14 @@ import { loadOriginalRgb } from '../../image/index.js';
 import { asPixelInfoError, ErrorCodes, PixelInfoError } from '../../errors.js';
 import { createProgress } from '../progress.js';
 import { CaptionOutputFile, fileHash, type FileRecord, type OutputFormat } from '../caption-output.js';
-import { addGenerationOptions, generationOptionsFrom, parsePositiveInt, parseProbability, type GenerationFlags } from '../options.js';
+import { addGenerationOptions, addModelOptions, generationOptionsFrom, modelOptionsFrom, parsePositiveInt, parseProbability, type GenerationFlags, type ModelFlags } from '../options.js';
 
 /** More images than this get a progress bar. */
 const PROGRESS_THRESHOLD = 3;
 /** Heat-maps of big photos are drawn at most this many pixels on the longer side. */
 const HEATMAP_MAX_SIDE = 1024;
 
-interface CaptionCliOptions extends GenerationFlags {
-  model: string;
+interface CaptionCliOptions extends GenerationFlags, ModelFlags {
   /** undefined: the default ('auto', src/decoder/precision.ts). */
   int8Decoder?: boolean;
   encoderPrecision: EncoderPrecisionChoice;
@@ -49,11 +48,12 @@ interface CaptionCliOptions extends GenerationFlags {
 export function registerCaption(program: Command): void {
   const formats = ['json', 'jsonl', 'csv'];
   const format = (name: string, description: string) => new Option(`--${name}`, description).conflicts(formats.filter((f) => f !== name));
-  const command = program
-    .command('caption')
-    .description('describe images in words (ResNet50 features + attention LSTM decoder, beam search)')
-    .argument('<inputs...>', 'image files, folders (searched recursively for images) or glob patterns such as "photos/**/*.jpg"')
-    .option('--model <dir>', 'decoder model directory', defaultModelDir());
+  const command = addModelOptions(
+    program
+      .command('caption')
+      .description('describe images in words (ResNet50 features + attention LSTM decoder, beam search)')
+      .argument('<inputs...>', 'image files, folders (searched recursively for images) or glob patterns such as "photos/**/*.jpg"'),
+  );
   addGenerationOptions(command, { nBest: true })
     .addOption(format('json', 'print a JSON array: [{"file", "captions": [{"text", "score", "logProb", "confidence"}]} | {"file", "error": {"code", "message"}}] ("confidence" with a matcher)'))
     .addOption(format('jsonl', 'print one JSON object per image and line, as images are done'))
@@ -91,7 +91,8 @@ export function registerCaption(program: Command): void {
       if (files.length === 0) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, `no images to caption in ${inputs.join(', ')}`);
 
       // Bad decoding flags are a usage error, found before the models load.
-      const { card } = await readModelDir(opts.model);
+      const models = modelOptionsFrom(opts);
+      const { card } = await readModelDir(resolveModelSpec(opts.model)[0]);
       let generation;
       try {
         generation = resolveGeneration({ ...generationOptionsFrom(opts), returnAttention: Boolean(opts.attentionDir) }, card.decoding);
@@ -115,7 +116,7 @@ export function registerCaption(program: Command): void {
       const captioner =
         todo.length > 0
           ? await Captioner.load({
-              modelDir: opts.model,
+              ...models,
               threads: opts.threads,
               batchSize: opts.batchSize,
               int8Decoder: opts.int8Decoder,

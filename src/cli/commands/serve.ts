@@ -1,10 +1,9 @@
 /** `pixel-info serve`: the HTTP API and the web app (see docs/api.md). */
 import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { defaultModelDir } from '../../pipeline/captioner.js';
 import { describeLibraryTarget, libraryTarget } from '../../library/index.js';
 import { SERVER_DEFAULTS, SERVER_MAX_PIXELS, startServer } from '../../server/index.js';
-import { parsePositiveInt } from '../options.js';
+import { addModelOptions, modelOptionsFrom, parsePositiveInt, type ModelFlags } from '../options.js';
 import { ErrorCodes, PixelInfoError } from '../../errors.js';
 import { redisUrlFrom, REDIS_URL_ENV } from '../../queue/connection.js';
 import { serverQueue } from '../../queue/server-queue.js';
@@ -12,7 +11,7 @@ import { RATE_LIMIT_DEFAULTS } from '../../server/rate-limit.js';
 import { closeWithin, DEFAULT_DRAIN_TIMEOUT_MS } from '../../server/drain.js';
 import { refuseOpenServer } from './keys.js';
 
-interface ServeCliOptions {
+interface ServeCliOptions extends ModelFlags {
   /** undefined: the default ('auto', src/decoder/precision.ts). */
   int8Decoder?: boolean;
   encoderPrecision: EncoderPrecisionChoice;
@@ -20,7 +19,6 @@ interface ServeCliOptions {
   matcher?: string | false;
   port: number;
   host: string;
-  model: string;
   maxBatch: number;
   maxWaitMs: number;
   maxQueue: number;
@@ -50,12 +48,11 @@ interface ServeCliOptions {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function registerServe(program: Command): void {
-  program
+  addModelOptions(program
     .command('serve')
     .description('serve the captioning HTTP API and the web app (POST /v1/captions, GET /, /openapi.json, /metrics)')
     .option('--port <n>', 'TCP port; 0 picks a free one', parsePort, 8080)
-    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
-    .option('--model <dir>', 'decoder model directory', defaultModelDir())
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1'))
     .option('--max-batch <n>', 'most images per encoder/decoder batch', parsePositiveInt, SERVER_DEFAULTS.maxBatch)
     .option('--max-wait-ms <ms>', 'longest wait for a batch to fill', parseNonNegativeInt, SERVER_DEFAULTS.maxWaitMs)
     .option('--max-queue <n>', 'most images waiting; beyond it requests get 503 OVERLOADED', parsePositiveInt, SERVER_DEFAULTS.maxQueue)
@@ -108,7 +105,7 @@ export function registerServe(program: Command): void {
       const { server, url } = await startServer({
         port: opts.port,
         host: opts.host,
-        modelDir: opts.model,
+        ...modelOptionsFrom(opts),
         maxBatch: opts.maxBatch,
         maxWaitMs: opts.maxWaitMs,
         maxQueue: opts.maxQueue,

@@ -8,16 +8,15 @@ import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
 import { Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { describeLibraryTarget, libraryTarget, matcherIdOf, modelIdOf, openLibrary } from '../../library/index.js';
-import { Captioner, defaultModelDir } from '../../pipeline/captioner.js';
+import { Captioner } from '../../pipeline/captioner.js';
 import { redactUrl, requireRedisUrl } from '../../queue/connection.js';
 import { s3SettingsFrom } from '../../queue/s3.js';
 import { createWorkerMetrics, serveMetrics } from '../../worker/metrics.js';
 import { CaptionWorker, WORKER_DEFAULTS } from '../../worker/worker.js';
-import { parseNonNegativeInt, parsePositiveInt } from '../options.js';
+import { addModelOptions, modelOptionsFrom, parseNonNegativeInt, parsePositiveInt, type ModelFlags } from '../options.js';
 import { addQueueOptions, type QueueCliOptions } from './jobs.js';
 
-interface WorkerCliOptions extends QueueCliOptions {
-  model: string;
+interface WorkerCliOptions extends QueueCliOptions, ModelFlags {
   concurrency: number;
   batchSize: number;
   maxWaitMs: number;
@@ -36,8 +35,7 @@ export function registerWorker(program: Command): void {
   const command = program
     .command('worker')
     .description('caption queued work (batch jobs, remote interactive requests) and store the results in the library');
-  addQueueOptions(command, { s3: true })
-    .option('--model <dir>', 'decoder model directory', defaultModelDir())
+  addQueueOptions(addModelOptions(command), { s3: true })
     .option('--concurrency <n>', 'queue jobs held at once (two batches keep the model busy)', parsePositiveInt, WORKER_DEFAULTS.concurrency)
     .option('--batch-size <n>', 'most images per encoder/decoder batch', parsePositiveInt, WORKER_DEFAULTS.batchSize)
     .option('--max-wait-ms <ms>', 'longest wait for a batch to fill', parseNonNegativeInt, WORKER_DEFAULTS.maxWaitMs)
@@ -67,7 +65,7 @@ export function registerWorker(program: Command): void {
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.server.close(() => resolve()) : resolve()));
       };
       try {
-        captioner = await Captioner.load({ modelDir: opts.model, threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder, encoderPrecision: opts.encoderPrecision });
+        captioner = await Captioner.load({ ...modelOptionsFrom(opts), threads: opts.threads, batchSize: opts.batchSize, int8Decoder: opts.int8Decoder, encoderPrecision: opts.encoderPrecision });
         const metrics = createWorkerMetrics(opts.batchSize);
         if (opts.metricsPort !== undefined) {
           metricsServer = await serveMetrics(metrics.registry, opts.metricsPort, opts.metricsHost);

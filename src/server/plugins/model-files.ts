@@ -18,10 +18,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ensureFloat16Encoder, defaultCacheDir } from '../../encoder/cache.js';
 import { readModelDir } from '../../decoder/model-dir.js';
 import { ErrorCodes, PixelInfoError } from '../../errors.js';
+import { resolveModelSpec } from '../../pipeline/models.js';
 import type { ModelManifest } from '../../browser/captioner.js';
 
 export interface ModelFilesOptions {
-  /** The decoder model directory (the one the server captions with). */
+  /** The decoder model spec the server captions with; the browser gets its first decoder (ensembles run in Node). */
   modelDir: string;
   /** The encoder's model cache; default defaultCacheDir(). */
   cacheDir?: string;
@@ -46,7 +47,7 @@ function runtimeDir(): { dir: string; version: string } {
 }
 
 async function prepare(options: ModelFilesOptions): Promise<Prepared> {
-  const model = await readModelDir(options.modelDir);
+  const model = await readModelDir(resolveModelSpec(options.modelDir)[0]);
   const encoder = await ensureFloat16Encoder(options.cacheDir ?? defaultCacheDir());
   const paths = new Map<string, string>([[ENCODER_NAME, encoder.path]]);
   for (const file of ['model-card.json', 'vocab.json', ...model.architecture.files]) paths.set(file, join(model.dir, file));
