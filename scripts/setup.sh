@@ -44,6 +44,8 @@ pip_install() { python3 -m pip install -q "$@" 2>/dev/null || python3 -m pip ins
 python3 -c "import pycocoevalcap" 2>/dev/null || pip_install pycocoevalcap
 # S3 inputs of batch jobs are tested against moto's S3-compatible server.
 command -v moto_server >/dev/null 2>&1 || pip_install 'moto[server]'
+# SPICE (score/eval --spice): CoreNLP 3.6.0 + Nashorn via Maven into the user's cache; a no-op once done.
+bash scripts/fetch-spice.sh
 
 npm ci --no-audit --no-fund
 # Convert ResNet50 once (a no-op when the cache is valid).

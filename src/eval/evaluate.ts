@@ -14,14 +14,15 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ImageEncoder, featureMapFloats } from '../encoder/index.js';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
-import { Captioner, defaultModelDir, isCaptionFailure } from '../pipeline/captioner.js';
+import { Captioner, defaultModelDir, isCaptionFailure, resolveModelSpec } from '../pipeline/captioner.js';
+import type { EnsembleCombine } from '../decoder/ensemble.js';
 import type { GenerationConfig, GenerationOptions } from '../decoder/generation.js';
 import { isDanglingEnding } from '../decoder/rules.js';
 import { readModelDir } from '../decoder/model-dir.js';
 import { loadDataset, type DatasetImage, type DatasetName, type Split } from '../data/datasets/index.js';
 import { cocoImageIdOf, writeCocoAnnotations, writeCocoResults, writeJsonAtomic, type CocoImageId, type ReferenceEntry } from '../data/coco-format.js';
 import { FeatureStoreReader } from '../data/feature-store.js';
-import { evaluateCaptions, METRIC_NAMES, type MeteorMode, type MetricName } from '../metrics/index.js';
+import { checkSpiceInstall, defaultSpiceDir, evaluateCaptions, METRIC_NAMES, type MeteorMode, type MetricName, type SpiceOptions } from '../metrics/index.js';
 import { pickExamples, writeReport, type ReportExample } from './report.js';
 import { EVAL_SPLITS, type CaptionSlot, type EvalSplit, type EvaluationRecord } from './types.js';
 
@@ -36,8 +37,11 @@ export interface EvaluateOptions {
   out: string;
   /** Datasets folder: see resolveDataDir. */
   dataDir?: string;
-  /** Decoder model directory; default the packaged model. */
-  modelDir?: string;
+  /** Decoder model spec (a directory, a shipped model's name, or an ensemble: src/pipeline/models.ts); default the packaged model. */
+  modelDir?: string | readonly string[];
+  /** Ensembles: how the members combine and their weights (Captioner's options). */
+  ensembleCombine?: EnsembleCombine;
+  ensembleWeights?: readonly number[];
   /** A feature store (`pixel-info features`) to read instead of running the encoder on the images. */
   features?: string;
   /** Decoding settings; what is left out comes from the model card, then the library defaults (src/decoder/generation.ts). */
@@ -52,6 +56,8 @@ export interface EvaluateOptions {
   int8Decoder?: Int8Choice;
   /** METEOR method (default auto: the toolkit's jar when Java and the jar are found, else native). */
   meteor?: MeteorMode;
+  /** Also SPICE (the toolkit's jar; slow), in metrics.json, the report and the summary. Default off. */
+  spice?: boolean | SpiceOptions;
   /** Example images in report.md; default 20. */
   examples?: number;
   /** The encoder's precision (ImageEncoder.load; default 'auto'). */
@@ -84,8 +90,9 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
   if (images.length === 0) throw new PixelInfoError(ErrorCodes.DATASET_INVALID, `${options.dataset} has no ${options.split} images`);
   if (options.limit !== undefined) images = images.slice(0, options.limit);
 
-  // The model folder and the store are checked before anything heavy is loaded, so a wrong one is refused in a moment.
-  await readModelDir(options.modelDir ?? defaultModelDir());
+  // The model folder, the store and SPICE's jars are checked before anything heavy is loaded, so a wrong one is refused in a moment.
+  for (const dir of resolveModelSpec(options.modelDir ?? defaultModelDir())) await readModelDir(dir);
+  if (options.spice) checkSpiceInstall((options.spice === true ? undefined : options.spice.dir) ?? defaultSpiceDir());
   const store = options.features ? openStore(options.features, options.dataset, images) : undefined;
   const encoder = await ImageEncoder.load({ cacheDir: options.encoderCacheDir, threads: options.threads, outputs: ['features'], precision: options.encoderPrecision, int8Card: options.encoderInt8Card });
   let captioner: Captioner | undefined;
@@ -100,7 +107,12 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
         { subject: store.dir },
       );
     }
-    captioner = await Captioner.load({ modelDir: options.modelDir ?? defaultModelDir(), encoder, threads: options.threads, batchSize, int8Decoder: options.int8Decoder });
+    captioner = await Captioner.load({
+      modelDir: options.modelDir ?? defaultModelDir(),
+      ensembleCombine: options.ensembleCombine,
+      ensembleWeights: options.ensembleWeights,
+      encoder,
+      threads: options.threads, batchSize, int8Decoder: options.int8Decoder });
     // One caption per image, with attention for the report; bad settings fail here, before any image is captioned.
     const decoding = captioner.generationConfig({ ...options.generation, nBest: 1, returnAttention: true });
     const cardEncoderSha = cardEncoderSha256(captioner.card);
@@ -127,7 +139,7 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
       if ('caption' in c) candidates.set(key(cocoImageIdOf(image)), c.caption.text);
     });
     if (candidates.size === 0) throw new PixelInfoError(ErrorCodes.INTERNAL, 'no image could be captioned; nothing to score');
-    const evaluation = await evaluateCaptions(refs, candidates, { meteor: options.meteor ?? 'auto' });
+    const evaluation = await evaluateCaptions(refs, candidates, { meteor: options.meteor ?? 'auto', spice: options.spice });
     const t3 = performance.now();
 
     const out = resolve(options.out);
@@ -175,7 +187,10 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
         const c = captions[i];
         return 'error' in c ? [{ name: image.name, error: c.error }] : [];
       }),
-      metrics: Object.fromEntries(METRIC_NAMES.map((m) => [m, Number.isNaN(evaluation.scores[m]) ? null : evaluation.scores[m]])) as Record<MetricName, number | null>,
+      metrics: {
+        ...(Object.fromEntries(METRIC_NAMES.map((m) => [m, Number.isNaN(evaluation.scores[m]) ? null : evaluation.scores[m]])) as Record<MetricName, number | null>),
+        ...(evaluation.spice ? { SPICE: Number.isNaN(evaluation.spice.score) ? null : evaluation.spice.score } : {}),
+      },
       meteor: evaluation.meteorMethod,
       decoding,
       danglingEndings: scored.filter(({ caption }) => isDanglingEnding(caption.tokens, decoding.danglingWords)).length,
@@ -185,6 +200,7 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
       model: {
         dir: captioner.modelDir,
         name: typeof captioner.card.name === 'string' ? captioner.card.name : null,
+        ...(captioner.modelDirs.length > 1 && { ensemble: { dirs: [...captioner.modelDirs], combine: options.ensembleCombine ?? 'mean-prob', weights: options.ensembleWeights ?? null } }),
         encoderSha256: cardEncoderSha,
         encoderMatches: cardEncoderSha ? cardEncoderSha === fp32Sha256 : null,
         int8Decoder: captioner.int8Decoder,

@@ -53,6 +53,7 @@ export async function writeReport(out: string, record: EvaluationRecord, example
     const v = record.metrics[m];
     lines.push(`| ${m} | ${v === null ? 'n/a' : v.toFixed(4)} |`);
   }
+  if (record.metrics.SPICE !== undefined) lines.push(`| SPICE | ${record.metrics.SPICE === null ? 'n/a' : record.metrics.SPICE.toFixed(4)} |`);
   lines.push('', `METEOR: ${meteorNote(record.meteor)}.`, '');
 
   lines.push('## Settings', '', '| setting | value |', '| --- | --- |');

@@ -32,8 +32,8 @@ export interface EvaluationRecord {
   /** Images of the split selected (after --limit). */
   selected: number;
   failed: FailedImage[];
-  /** COCO-toolkit metrics in 0..1 (CIDEr unbounded); METEOR null when off. */
-  metrics: Record<MetricName, number | null>;
+  /** COCO-toolkit metrics in 0..1 (CIDEr unbounded); METEOR null when off; SPICE only when asked for (--spice). */
+  metrics: Record<MetricName, number | null> & { SPICE?: number | null };
   meteor: 'jar' | 'native' | 'off';
   decoding: ResolvedDecoding;
   /** Captions that end on a word of the config's dangling lists ("two men are playing in a"). */
@@ -41,7 +41,16 @@ export interface EvaluationRecord {
   /** `encoderPrecision`: the graph that encoded the images (source 'images'). */
   input: { source: 'features' | 'images'; featureStore?: string; encoderSha256: string; encoderSource: string; encoderPrecision?: 'fp32' | 'int8' };
   /** `int8Decoder`: whether the decoder ran with int8 weights (src/decoder/precision.ts). */
-  model: { dir: string; name: string | null; encoderSha256: string | null; encoderMatches: boolean | null; int8Decoder: boolean };
+  model: {
+    /** The (first) decoder directory and its card's name. */
+    dir: string;
+    name: string | null;
+    encoderSha256: string | null;
+    encoderMatches: boolean | null;
+    int8Decoder: boolean;
+    /** Present for an ensemble: every member's directory, in order, and how they combined. */
+    ensemble?: { dirs: string[]; combine: string; weights: readonly number[] | null };
+  };
   batchSize: number;
   threads: number | 'all';
   /** CPUs this process could use (what 'all' threads means). */

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../../data/datasets/index.js';
 import { ErrorCodes, type ErrorCode } from '../../errors.js';
+import { resolveModelSpec } from '../../pipeline/models.js';
 import { EVAL_SPLITS, evaluateModel, type EvalSplit } from '../../eval/evaluate.js';
-import { METEOR_MODES, METRIC_NAMES, type MeteorMode } from '../../metrics/index.js';
-import { defaultModelDir } from '../../pipeline/captioner.js';
-import { addGenerationOptions, generationOptionsFrom, parsePositiveInt, type GenerationFlags } from '../options.js';
+import { METEOR_MODES, METRIC_NAMES, SPICE_FETCH_COMMAND, type MeteorMode } from '../../metrics/index.js';
+import { addGenerationOptions, addModelOptions, generationOptionsFrom, modelOptionsFrom, parsePositiveInt, type GenerationFlags, type ModelFlags } from '../options.js';
 import { readModelDir } from '../../decoder/model-dir.js';
 import { resolveGeneration } from '../../decoder/generation.js';
 import { createProgress, type Progress } from '../progress.js';
@@ -21,14 +21,13 @@ import { loadDataset } from '../../data/datasets/index.js';
 import { INT8_MAX_CIDER_DROP } from '../../decoder/precision.js';
 import { PixelInfoError } from '../../errors.js';
 
-interface EvalCliOptions extends GenerationFlags {
+interface EvalCliOptions extends GenerationFlags, ModelFlags {
   /** undefined: the default ('auto', src/decoder/precision.ts). */
   int8Decoder?: boolean;
   encoderPrecision: EncoderPrecisionChoice;
   dataset: DatasetName;
   split: EvalSplit;
   features?: string;
-  model: string;
   dataDir?: string;
   out?: string;
   examples: number;
@@ -37,6 +36,7 @@ interface EvalCliOptions extends GenerationFlags {
   batchSize: number;
   threads?: number;
   meteor: MeteorMode;
+  spice?: boolean;
   progress: boolean;
   int8Gate?: boolean;
   writeCard?: boolean;
@@ -50,11 +50,10 @@ const USAGE_ERRORS = new Set<ErrorCode>([...DATASET_USAGE_ERRORS, ErrorCodes.PYT
 export function registerEval(program: Command): void {
   const command = program
     .command('eval')
-    .description('caption a dataset split and score it (BLEU-1..4, METEOR, ROUGE-L, CIDEr as the COCO toolkit); writes results, metrics and a Markdown report')
+    .description('caption a dataset split and score it (BLEU-1..4, METEOR, ROUGE-L, CIDEr as the COCO toolkit; SPICE with --spice); writes results, metrics and a Markdown report')
     .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('flickr8k'))
     .addOption(new Option('--split <split>', 'Karpathy split to evaluate').choices(EVAL_SPLITS).default('val'))
     .option('--features <store>', 'read features from this store (`pixel-info features`) instead of running the encoder; it must come from the cached encoder')
-    .option('--model <dir>', 'decoder model directory', defaultModelDir())
     .option('--data-dir <dir>', 'datasets folder (default $PIXEL_INFO_DATA_DIR, else ../shared/datasets)')
     .option('--out <dir>', 'output folder (default eval/<dataset>-<split>-beam<N>)')
     .option('--examples <n>', 'example images in report.md (0 = none)', (v) => (v === '0' ? 0 : parsePositiveInt(v)), 20)
@@ -70,19 +69,27 @@ export function registerEval(program: Command): void {
         .choices(METEOR_MODES)
         .default('auto'),
     )
+    .option('--spice', `also SPICE, with the toolkit's spice-1.0.jar (Java; slow: CoreNLP parses every caption; needs \`${SPICE_FETCH_COMMAND}\` once)`)
     .option('--int8-gate', `run the split with fp32 and with int8 decoder weights (into <out>/fp32 and <out>/int8) and report whether int8 loses at most ${INT8_MAX_CIDER_DROP} CIDEr`)
     .option('--write-card', "with --int8-gate: record the result in the model card (quantization.int8Decoder), which decides the int8 default")
     .option('--calibrate-int8', "first measure the int8 decoder's input ranges on train images and record them in the model card (quantization.int8DecoderCalibration): int8 captions then do not depend on the batch")
     .option('--calibration-images <n>', 'with --calibrate-int8: the first n train images', parsePositiveInt, 128)
     .option('--no-progress', 'no progress bar')
     .action(exitTwoOn<EvalCliOptions>('eval', USAGE_ERRORS, runEval));
-  addGenerationOptions(command);
+  addGenerationOptions(addModelOptions(command));
 }
 
 async function runEval(opts: EvalCliOptions): Promise<void> {
   // Bad decoding flags fail here (exit 2), before any model loads; the folder name shows the beam that runs.
   const generation = generationOptionsFrom(opts);
-  const { card } = await readModelDir(opts.model);
+  const models = modelOptionsFrom(opts);
+  const dirs = resolveModelSpec(opts.model);
+  if (dirs.length > 1 && (opts.calibrateInt8 || opts.int8Gate)) {
+    throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, '--calibrate-int8 and --int8-gate work on one model directory, not an ensemble');
+  }
+  // one model: its directory from here on (the int8 steps write into its card)
+  if (dirs.length === 1) opts = { ...opts, model: dirs[0] };
+  const { card } = await readModelDir(dirs[0]);
   const out = opts.out ?? join('eval', `${opts.dataset}-${opts.split}-beam${resolveGeneration(generation, card.decoding).beamSize}`);
   if (opts.writeCard && !opts.int8Gate) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, '--write-card records an --int8-gate result: give --int8-gate too');
   if (opts.calibrateInt8) {
@@ -95,6 +102,7 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
   }
   if (opts.int8Gate) {
     if (opts.int8Decoder !== undefined) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, '--int8-gate runs both precisions: leave out --int8-decoder / --no-int8-decoder');
+    if (opts.spice) throw new PixelInfoError(ErrorCodes.INVALID_ARGUMENT, '--int8-gate compares CIDEr: leave out --spice');
     return runGate(opts, generation, out);
   }
   let bar: Progress | undefined;
@@ -103,6 +111,7 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
     run = await evaluateModel({
       ...evaluationOptions(opts, generation, out),
       int8Decoder: opts.int8Decoder,
+      spice: opts.spice,
       onProgress: (done, total, failed) => {
         bar ??= createProgress(total, 'eval', { enabled: opts.progress });
         bar.update(done, { failed });
@@ -130,6 +139,7 @@ async function runEval(opts: EvalCliOptions): Promise<void> {
     );
   } else {
     const rows = METRIC_NAMES.map((m) => `${m.padEnd(8)} ${record.metrics[m] === null ? '       -' : record.metrics[m]!.toFixed(4).padStart(8)}`);
+    if (record.metrics.SPICE !== undefined) rows.push(`${'SPICE'.padEnd(8)} ${record.metrics.SPICE === null ? '       -' : record.metrics.SPICE.toFixed(4).padStart(8)}`);
     console.log(`${record.dataset} ${record.split}: ${record.images} images, beam ${record.decoding.beamSize}, length penalty ${record.decoding.lengthPenalty}, METEOR ${record.meteor}`);
     console.log(['metric      score', ...rows].join('\n'));
     console.log(`\n${record.seconds.total.toFixed(1)} s; wrote ${run.files.results}, ${run.files.references}, ${run.files.metrics}, ${run.files.report}`);
@@ -144,7 +154,7 @@ function evaluationOptions(opts: EvalCliOptions, generation: ReturnType<typeof g
     split: opts.split,
     out,
     dataDir: opts.dataDir,
-    modelDir: opts.model,
+    ...modelOptionsFrom(opts),
     features: opts.features,
     generation,
     limit: opts.limit,

@@ -1,7 +1,8 @@
 /**
  * `pixel-info score`: the COCO caption metrics of a results file against a references file, computed
  * like the COCO caption toolkit's COCOEvalCap with `params['image_id'] = cocoRes.getImgIds()`: the
- * images scored are those in the results, each against all of its reference captions.
+ * images scored are those in the results, each against all of its reference captions. `--spice` adds SPICE (the
+ * toolkit's jar, src/metrics/spice.ts).
  */
 import { exitTwoOn } from '../usage-errors.js';
 import { Option, type Command } from 'commander';
@@ -9,13 +10,14 @@ import type { z } from 'zod';
 import { annotationsToReferences, cocoAnnotationsSchema, cocoResultsSchema, type CocoImageId } from '../../data/coco-format.js';
 import { parseJsonText, readTextFile, type FileErrorCodes } from '../../data/datasets/read-json.js';
 import { ErrorCodes, PixelInfoError, type ErrorCode } from '../../errors.js';
-import { evaluateCaptions, METEOR_MODES, METRIC_NAMES, type MeteorMode } from '../../metrics/index.js';
+import { evaluateCaptions, METEOR_MODES, METRIC_NAMES, SPICE_FETCH_COMMAND, type MeteorMode } from '../../metrics/index.js';
 
 interface ScoreCliOptions {
   refs: string;
   results: string;
   json?: boolean;
   meteor: MeteorMode;
+  spice?: boolean;
 }
 
 const REFS_ERRORS: FileErrorCodes = { missing: ErrorCodes.FILE_NOT_FOUND, invalid: ErrorCodes.DATASET_INVALID };
@@ -28,20 +30,22 @@ const USAGE_ERRORS = new Set<ErrorCode>([
   ErrorCodes.DATASET_INVALID,
   ErrorCodes.INVALID_ARGUMENT,
   ErrorCodes.PYTHON_UNAVAILABLE,
+  ErrorCodes.MODEL_NOT_FOUND, // --spice without its jars
 ]);
 
 export function registerScore(program: Command): void {
   program
     .command('score')
-    .description('score captions with the COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr), identical to pycocoevalcap')
+    .description('score captions with the COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr; SPICE with --spice), identical to pycocoevalcap')
     .requiredOption('--refs <file>', 'references: COCO captions annotation JSON {"images":[{"id"}],"annotations":[{"image_id","caption"}]}')
     .requiredOption('--results <file>', 'results: COCO results JSON [{"image_id","caption"}], one caption per image')
-    .option('--json', 'print only {"BLEU-1":..,"BLEU-2":..,"BLEU-3":..,"BLEU-4":..,"METEOR":..,"ROUGE-L":..,"CIDEr":..}')
+    .option('--json', 'print only {"BLEU-1":..,"BLEU-2":..,"BLEU-3":..,"BLEU-4":..,"METEOR":..,"ROUGE-L":..,"CIDEr":..} (and "SPICE" with --spice)')
     .addOption(
       new Option('--meteor <mode>', 'METEOR: jar = the toolkit\'s meteor-1.5.jar (Java), native = TypeScript approximation, auto = jar if found, off = skip (null)')
         .choices(METEOR_MODES)
         .default('auto'),
     )
+    .option('--spice', `also SPICE, with the toolkit's spice-1.0.jar (Java; slow: CoreNLP parses every caption; needs \`${SPICE_FETCH_COMMAND}\` once)`)
     .action(exitTwoOn<ScoreCliOptions>('score', USAGE_ERRORS, runScore));
 }
 
@@ -69,10 +73,13 @@ async function runScore(opts: ScoreCliOptions): Promise<void> {
     candidates.set(k, r.caption);
   }
 
-  const ev = await evaluateCaptions(refs, candidates, { meteor: opts.meteor });
+  const ev = await evaluateCaptions(refs, candidates, { meteor: opts.meteor, spice: opts.spice });
+  const nullIfNaN = (v: number) => (Number.isNaN(v) ? null : v);
   if (opts.json) {
     // NaN (METEOR off) becomes null
-    console.log(JSON.stringify(Object.fromEntries(METRIC_NAMES.map((m) => [m, Number.isNaN(ev.scores[m]) ? null : ev.scores[m]]))));
+    const scores: Record<string, number | null> = Object.fromEntries(METRIC_NAMES.map((m) => [m, nullIfNaN(ev.scores[m])]));
+    if (ev.spice) scores.SPICE = nullIfNaN(ev.spice.score);
+    console.log(JSON.stringify(scores));
     return;
   }
   const refCount = ev.tokenized.refs.reduce((n, r) => n + r.length, 0);
@@ -81,6 +88,7 @@ async function runScore(opts: ScoreCliOptions): Promise<void> {
     const v = ev.scores[m];
     return `${m.padEnd(8)} ${Number.isNaN(v) ? '-'.padStart(8) : v.toFixed(4).padStart(8)}${m === 'METEOR' ? `  (${meteorNote})` : ''}`;
   });
+  if (ev.spice) rows.push(`${'SPICE'.padEnd(8)} ${Number.isNaN(ev.spice.score) ? '-'.padStart(8) : ev.spice.score.toFixed(4).padStart(8)}  (spice-1.0.jar)`);
   const ignored = refs.size - candidates.size;
   console.log(['metric      score', ...rows].join('\n'));
   console.log(
