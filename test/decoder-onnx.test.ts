@@ -108,7 +108,7 @@ test('model directory: missing dir or files → MODEL_NOT_FOUND, bad graphs or v
   await assert.rejects(readModelDir(dir), { code: 'MODEL_CORRUPT' });
   // A card naming an architecture the registry does not know.
   writeFileSync(join(dir, 'model-card.json'), JSON.stringify({ architecture: { type: 'no-such-decoder' } }));
-  await assert.rejects(readModelDir(dir), (err: { code: string; message: string }) => err.code === 'MODEL_CORRUPT' && /unknown decoder architecture "no-such-decoder" \(known: show-attend-tell\)/.test(err.message));
+  await assert.rejects(readModelDir(dir), (err: { code: string; message: string }) => err.code === 'MODEL_CORRUPT' && /unknown decoder architecture "no-such-decoder" \(known: show-attend-tell, transformer\)/.test(err.message));
   writeFileSync(join(dir, 'model-card.json'), card);
 
   // A step graph with the wrong output names.

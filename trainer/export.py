@@ -3,6 +3,7 @@
   python3 -m trainer.export --checkpoint RUN_DIR/best.pt --captions captions.json --out models/NAME \\
       [--parity-fixture FILE] [--split-checkpoint DIR]
   python3 -m trainer.export --checkpoint RUN_DIR/best.pt --split-checkpoint DIR      (fp16 parts only, no ONNX)
+  python3 -m trainer.export --tiny [--architecture transformer] --out DIR [--parity-fixture FILE]   (test fixtures)
 
 Writes one decoder_<graph>.onnx per graph the checkpoint's architecture exports (its ONNX_GRAPHS; for
 show-attend-tell decoder_init.onnx and decoder_step.onnx, exactly ShowAttendTell.init / .step), vocab.json and
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from . import parity
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_fp16_parts
 from .decoding import default_config
-from .models import DEFAULT_ARCHITECTURE, architecture_class, build_model, count_parameters
+from .models import ARCHITECTURES, DEFAULT_ARCHITECTURE, architecture_class, build_model, count_parameters
 
 DEFAULT_OPSET = 17  # the newest torch 1.13 exports; onnxruntime-node runs it
 
@@ -79,13 +80,16 @@ def fp16_export_copy(model: nn.Module) -> nn.Module:
         for name, child in list(mod.named_children()):
             if isinstance(child, nn.LSTMCell):
                 setattr(mod, name, _ExportLSTMCell(child))
+    shared: Dict[int, torch.Tensor] = {}  # a parameter two modules share (tied weights) → one fp16 tensor
     for mod in m.modules():
         names = [n for n, p in mod._parameters.items() if p is not None]
         if not names:
             continue
         for n in names:
             p = mod._parameters.pop(n)
-            mod.register_buffer(n + "_fp16", p.detach().half())
+            if id(p) not in shared:
+                shared[id(p)] = p.detach().half()
+            mod.register_buffer(n + "_fp16", shared[id(p)])  # the exporter writes one initializer per tensor
         mod.register_forward_pre_hook(_cast_hook(names))
     return m
 
@@ -102,15 +106,21 @@ class GraphModule(nn.Module):
         return self.m.onnx_function(self.graph)(*inputs)
 
 
-def axis_of(axes, name: str) -> str:
-    """The dynamic first axis of graph input/output `name` (ONNX_GRAPHS: a name → axis dict with "*" for the rest, or
-    one axis name for all)."""
+def axis_of(axes, name: str):
+    """The dynamic axes of graph input/output `name` (ONNX_GRAPHS: a name → axis dict with "*" for the rest, or one
+    axis name for all). An axis is a name for the first axis, or {axis index: name} for several."""
     return axes if isinstance(axes, str) else axes.get(name, axes["*"])
+
+
+def dynamic_axes_of(axes, name: str) -> Dict[int, str]:
+    """{axis index: name} of graph input/output `name`."""
+    a = axis_of(axes, name)
+    return {0: a} if isinstance(a, str) else dict(a)
 
 
 def _onnx_export(module: nn.Module, args: tuple, path: str, inputs, outputs, axes, opset: int) -> None:
     kw = dict(input_names=inputs, output_names=outputs, opset_version=opset, do_constant_folding=False,
-              dynamic_axes={n: {0: axis_of(axes, n)} for n in inputs + outputs})
+              dynamic_axes={n: dynamic_axes_of(axes, n) for n in inputs + outputs})
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kw["dynamo"] = False  # torch >= 2.5: the TorchScript exporter keeps Cast after the fp16 initializers
     buf = io.BytesIO()
@@ -126,10 +136,12 @@ def reference_outputs(m: nn.Module) -> Dict[str, np.ndarray]:
 
 
 def graph_shapes(m: nn.Module, ref: Dict[str, torch.Tensor]) -> dict:
-    """Declared shapes of every graph's inputs and outputs for the card: the dynamic row axis by name."""
+    """Declared shapes of every graph's inputs and outputs for the card: the dynamic axes by name."""
     out = {}
     for graph, (inputs, outputs, axes) in m.ONNX_GRAPHS.items():
-        shape = lambda n: [axis_of(axes, n)] + list(ref[f"{graph}.{n}"].shape[1:])  # noqa: E731
+        def shape(n, graph=graph, axes=axes):
+            dyn = dynamic_axes_of(axes, n)
+            return [dyn.get(i, d) for i, d in enumerate(ref[f"{graph}.{n}"].shape)]
         out[graph] = {"inputs": {n: shape(n) for n in inputs}, "outputs": {n: shape(n) for n in outputs}}
     return out
 
@@ -227,12 +239,31 @@ def export_model(ckpt: dict, out_dir: str, opset: int = DEFAULT_OPSET, parity_fi
 TINY_GEOMETRY = {"regions": 49, "feature_dim": 2048}
 
 
-def tiny_checkpoint(feature_norm: str = "none", seed: int = 0, architecture: str = DEFAULT_ARCHITECTURE) -> dict:
-    """A deterministic random tiny decoder (24 words, H 24, A 12): for interface/parity fixtures of the TS side."""
+# Sizes of the tiny models by architecture (the config takes what it knows).
+TINY_SIZES = {
+    "show-attend-tell": {"embed_dim": 16, "hidden_dim": 24, "attention_dim": 12, "dropout": 0.5,
+                         "feature_norm": "none"},
+    "transformer": {"d_model": 16, "layers": 2, "heads": 2, "ffn_dim": 32, "dropout": 0.1, "max_len": 24,
+                    "feature_norm": "layernorm"},
+}
+
+
+def tiny_checkpoint(feature_norm: Optional[str] = None, seed: int = 0,
+                    architecture: str = DEFAULT_ARCHITECTURE) -> dict:
+    """A deterministic random tiny decoder (24 words; show-attend-tell: H 24, A 12, no feature norm; transformer:
+    d 16, 2 layers of 2 heads, with its default feature LayerNorm): for interface/parity fixtures of the TS side."""
     torch.manual_seed(seed)
     vocab = ["<pad>", "<start>", "<end>", "<unk>"] + [f"w{i}" for i in range(20)]
-    m = build_model(architecture, {"vocab_size": len(vocab), "embed_dim": 16, "hidden_dim": 24, "attention_dim": 12,
-                                   "dropout": 0.5, "feature_norm": feature_norm, **TINY_GEOMETRY})
+    sizes = dict(TINY_SIZES[architecture])
+    if feature_norm is not None:
+        sizes["feature_norm"] = feature_norm
+    m = build_model(architecture, {"vocab_size": len(vocab), **sizes, **TINY_GEOMETRY})
+    if architecture == "transformer":
+        # larger embeddings than a trainable init: peaked next-word distributions, so a beam search on the random
+        # model has clear winners (parity tests compare searches across runtimes)
+        with torch.no_grad():
+            for table in (m.embedding, m.position_embedding, m.region_embedding):
+                table.weight.normal_(0.0, 1.0)
     return {"architecture": architecture, "config": m.cfg.to_dict(), "vocab": vocab,
             "specials": {"pad": 0, "start": 1, "end": 2, "unk": 3},
             "max_length": 20, "model": m.state_dict(), "meta": {"val": {"cider": 0.5}}}
@@ -244,6 +275,8 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", help="best.pt / xe_best.pt / fp16 parts directory")
     p.add_argument("--tiny", action="store_true",
                    help="export a deterministic random tiny model instead of --checkpoint (fixtures for the TS tests)")
+    p.add_argument("--architecture", choices=sorted(ARCHITECTURES),
+                   help=f"with --tiny: the tiny model's architecture (default {DEFAULT_ARCHITECTURE})")
     p.add_argument("--captions", help="captions.json: its vocabulary must equal the checkpoint's")
     p.add_argument("--out", help="model directory to write (models/NAME)")
     p.add_argument("--name", help="model name in the card (default: the --out folder name)")
@@ -261,6 +294,8 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if bool(a.checkpoint) == bool(a.tiny):
         p.error("give --checkpoint or --tiny")
+    if a.architecture and not a.tiny:
+        p.error("--architecture is for --tiny (a checkpoint records its own)")
     if not a.out and not a.split_checkpoint:
         p.error("nothing to do: give --out and/or --split-checkpoint")
     return a
@@ -268,7 +303,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    ckpt = tiny_checkpoint() if a.tiny else load_checkpoint(a.checkpoint)
+    ckpt = tiny_checkpoint(architecture=a.architecture or DEFAULT_ARCHITECTURE) if a.tiny else load_checkpoint(a.checkpoint)
     dangling = None
     if a.dangling_words:
         with open(a.dangling_words, encoding="utf-8") as f:

@@ -8,8 +8,8 @@ File layout (all little-endian): one line of UTF-8 JSON, a '\\n', then the raw t
 `offset` counts from the first byte after the newline. Names are `<graph>.<input or output name>` for every graph
 the architecture exports (show-attend-tell: init.features → init.memory, init.proj_features, init.h, init.c;
 step.tokens, step.image, step.h, step.c, step.memory, step.proj_features → step.log_probs, step.h_out, step.c_out,
-step.alpha). Expected outputs are computed in float32 by PyTorch with the same float16-rounded weights the ONNX files
-store, so a correct runtime matches them to ~1e-6.
+step.alpha; transformer: docs/formats.md, "Architecture `transformer`"). Expected outputs are computed in float32
+by PyTorch with the same float16-rounded weights the ONNX files store, so a correct runtime matches them to ~1e-6.
 
 This module needs only numpy (and onnxruntime for `check`), so it also runs where torch is not installed:
   python3 -m trainer.parity MODEL_DIR FIXTURE

@@ -8,6 +8,7 @@
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import type { StepModel } from './step-model.js';
 import { INIT_FILE, STEP_FILE, ShowAttendTellStepModel, type ShowAttendTellOptions } from './models/show-attend-tell.js';
+import { TransformerStepModel } from './models/transformer.js';
 
 /** A decoder ready to search with; released when its captioner is. */
 export interface LoadedDecoder extends StepModel {
@@ -34,10 +35,37 @@ export interface DecoderArchitecture {
   load(dir: string, vocabSize: number, options: DecoderLoadOptions): Promise<LoadedDecoder>;
 }
 
+/**
+ * int8 decoder weights (or their calibration) asked of an architecture that has no int8 path. A PixelInfoError
+ * (INVALID_ARGUMENT) that names the architecture; 'auto' never asks for int8 without a passed gate in the card,
+ * so only an explicit request (`--int8-decoder`, `int8Decoder: true`, `--calibrate-int8`) meets it.
+ */
+export class Int8UnsupportedError extends PixelInfoError {
+  constructor(
+    readonly architecture: string,
+    dir: string,
+    what: 'int8 decoder weights' | 'int8 calibration' = 'int8 decoder weights',
+  ) {
+    super(
+      ErrorCodes.INVALID_ARGUMENT,
+      `${dir}: ${what} are not supported for the ${JSON.stringify(architecture)} decoder architecture (only show-attend-tell has an int8 path); run it in fp32 (--no-int8-decoder, int8Decoder: false)`,
+      { subject: dir },
+    );
+  }
+}
+
 export const ARCHITECTURES: Readonly<Record<string, DecoderArchitecture>> = {
   'show-attend-tell': {
     files: [INIT_FILE, STEP_FILE],
     load: (dir, vocabSize, options) => ShowAttendTellStepModel.load(dir, { ...options, vocabSize }),
+  },
+  transformer: {
+    files: [INIT_FILE, STEP_FILE],
+    load: async (dir, vocabSize, options) => {
+      if (options.int8) throw new Int8UnsupportedError('transformer', dir);
+      if (options.observe) throw new Int8UnsupportedError('transformer', dir, 'int8 calibration');
+      return TransformerStepModel.load(dir, { threads: options.threads, vocabSize });
+    },
   },
 };
 

@@ -11,8 +11,9 @@ import torch.nn as nn
 
 from .base import autocast, count_parameters, select_rows  # noqa: F401  (re-exported)
 from .show_attend_tell import ShowAttendTell
+from .transformer import Transformer
 
-ARCHITECTURES = {"show-attend-tell": ShowAttendTell}
+ARCHITECTURES = {"show-attend-tell": ShowAttendTell, "transformer": Transformer}
 
 # What `trainer.train` trains unless told otherwise.
 DEFAULT_ARCHITECTURE = "show-attend-tell"
