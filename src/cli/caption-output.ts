@@ -22,6 +22,8 @@ export type FileRecord = (
       file: string;
       /** confidence: the matcher's score, when one is loaded; emptyReason: why --alt-text-min-confidence left the text "". */
       captions: Array<{ text: string; score: number; logProb: number; confidence?: number; emptyReason?: string }>;
+      /** The image's ImageNet-guided tags (src/encoder/tags.ts); absent in records written before tags existed. */
+      tags?: Array<{ word: string; probability: number; classes: Array<{ index: number; label: string; probability: number }> }>;
     }
   | { file: string; error: { code: string; message: string } }
 ) & { sha256?: string };

@@ -32,6 +32,8 @@ export interface GenerationFlags {
   lengthPenalty?: number;
   ngramBlock?: number;
   rules?: RuleName[];
+  tagThreshold?: number;
+  tagBonus?: number;
 }
 
 function parseRules(value: string): RuleName[] {
@@ -50,7 +52,9 @@ export function addGenerationOptions(command: Command, { nBest = false } = {}): 
     .option('--max-length <n>', `most words in a caption ${orCard(d.maxLength)}`, parsePositiveInt)
     .option('--length-penalty <alpha>', `rank by logProb / (words+1)^alpha; 0 = raw log-probability ${orCard(d.lengthPenalty)}`, parseNonNegativeNumber)
     .option('--ngram-block <n>', `no n-gram of n words may repeat in a caption; 0 = off ${orCard(d.noRepeatNgram)}`, parseNonNegativeInt)
-    .option('--rules <names>', `decoding rules, comma-separated ${orCard(d.rules.join(','))}`, parseRules);
+    .option('--rules <names>', `decoding rules, comma-separated ${orCard(d.rules.join(','))}`, parseRules)
+    .option('--tag-threshold <p>', `tags: the words whose ImageNet classes' summed probability is at least p ${orCard(d.tagThreshold)}`, parseTagThreshold)
+    .option('--tag-bonus <b>', `guided decoding: multiply the probability of not-yet-written tag words by e^b at each step; 0 = off ${orCard(d.tagBonus)}`, parseTagBonus);
   if (nBest) command.option('--n-best <n>', `captions per image, best first, at most the beam size (default ${d.nBest})`, parsePositiveInt);
   return command;
 }
@@ -64,7 +68,23 @@ export function generationOptionsFrom(flags: GenerationFlags): GenerationOptions
     lengthPenalty: flags.lengthPenalty,
     noRepeatNgram: flags.ngramBlock,
     rules: flags.rules,
+    tagThreshold: flags.tagThreshold,
+    tagBonus: flags.tagBonus,
   };
+}
+
+/** --tag-threshold: a probability in (0, 1]. */
+function parseTagThreshold(value: string): number {
+  const n = parseProbability(value);
+  if (n === 0) throw new InvalidArgumentError(`expected a number above 0 and at most 1, got "${value}"`);
+  return n;
+}
+
+/** --tag-bonus: a number from 0 to 20 (a factor e^b on probabilities). */
+function parseTagBonus(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 20) throw new InvalidArgumentError(`expected a number from 0 to 20, got "${value}"`);
+  return n;
 }
 
 export function parseNonNegativeInt(value: string): number {

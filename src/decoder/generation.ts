@@ -41,6 +41,17 @@ export interface GenerationConfig {
   danglingWords: DanglingWords;
   /** Keep the attention weights of every word. */
   returnAttention: boolean;
+  /**
+   * An image's tags (src/encoder/tags.ts) are the caption words whose ImageNet classes' summed probability is at
+   * least this, in (0, 1].
+   */
+  tagThreshold: number;
+  /**
+   * Guided decoding: at every step the probabilities of the image's tag words (and their plurals) are multiplied
+   * by e^tagBonus and the distribution renormalised, so beams that name what the classifier sees rank higher.
+   * 0 turns it off. Hypotheses are ranked by these guided log-probabilities; `logProb` stays the model's own.
+   */
+  tagBonus: number;
 }
 
 /** What a call (or a card) may set; anything left out comes from the next source down. */
@@ -57,6 +68,8 @@ const decodingFields = {
   noRepeatNgram: int(0, 100),
   rules: z.array(z.enum(RULE_NAMES)),
   danglingWords: z.record(z.array(z.string())),
+  tagThreshold: z.number().finite().gt(0).max(1),
+  tagBonus: z.number().finite().min(0).max(20),
 };
 
 /** The schema of a full config; messages name the field. */
@@ -81,6 +94,8 @@ export const DEFAULT_GENERATION: Readonly<GenerationConfig> = Object.freeze({
   rules: DEFAULTS.rules as RuleName[],
   danglingWords: DEFAULTS.danglingWords as DanglingWords,
   returnAttention: false,
+  tagThreshold: DEFAULTS.tagThreshold,
+  tagBonus: DEFAULTS.tagBonus,
 });
 
 /**
@@ -108,6 +123,8 @@ export function resolveGeneration(call: GenerationOptions = {}, cardDecoding?: u
     rules: [...pick('rules')],
     danglingWords: pick('danglingWords'),
     returnAttention: call.returnAttention ?? DEFAULT_GENERATION.returnAttention,
+    tagThreshold: pick('tagThreshold'),
+    tagBonus: pick('tagBonus'),
   };
   const checked = generationConfigSchema.safeParse(config);
   if (!checked.success) {
@@ -118,8 +135,8 @@ export function resolveGeneration(call: GenerationOptions = {}, cardDecoding?: u
 
 /** The fields of a config that decide which captions come out (e.g. to group server requests into batches). */
 export function generationKey(config: GenerationConfig): string {
-  const { beamSize, maxLength, lengthPenalty, nBest, noRepeatNgram, rules, danglingWords } = config;
-  return JSON.stringify([beamSize, maxLength, lengthPenalty, nBest, noRepeatNgram, rules, danglingWords]);
+  const { beamSize, maxLength, lengthPenalty, nBest, noRepeatNgram, rules, danglingWords, tagThreshold, tagBonus } = config;
+  return JSON.stringify([beamSize, maxLength, lengthPenalty, nBest, noRepeatNgram, rules, danglingWords, tagThreshold, tagBonus]);
 }
 
 function formatIssues(error: z.ZodError): string {

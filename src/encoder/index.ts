@@ -3,7 +3,9 @@
  * EncoderSession (./session.ts). `encode` takes a caffe-normalised NCHW batch (see src/image writeCaffeTensor)
  * and returns the attention feature map, the pooled vector and the ImageNet logits, sized as `geometry` says.
  */
+import { dirname, join } from 'node:path';
 import { ensureEncoderModel, defaultCacheDir, MODEL_FILE, type CacheManifest } from './cache.js';
+import { loadClassifierHead, type ClassifierHead } from './head.js';
 import { ensureInt8Encoder, resolveEncoderPrecision, type EncoderPrecision, type EncoderPrecisionChoice } from './int8.js';
 import { EncoderSession, type EncoderSessionOptions } from './session.js';
 import type { SourceOptions } from './source.js';
@@ -39,6 +41,18 @@ export class ImageEncoder extends EncoderSession {
     Object.assign(encoder, { manifest: model.manifest, modelPath: run.path, precision, modelSha256: run.sha256 });
     return encoder;
   }
+
+  private head?: Promise<ClassifierHead>;
+
+  /**
+   * The ImageNet classifier head alone (GlobalAveragePool + Dense, from the fp32 conversion in the model cache),
+   * for the logits of feature maps computed earlier (./head.ts). Read once, on first use.
+   */
+  classifierHead(): Promise<ClassifierHead> {
+    this.head ??= loadClassifierHead(join(dirname(this.modelPath), MODEL_FILE));
+    this.head.catch(() => (this.head = undefined));
+    return this.head;
+  }
 }
 
 export { EncoderSession, INPUT_NAME, OUTPUT_NAMES, type EncodedBatch, type EncoderOutput, type EncoderSessionOptions } from './session.js';
@@ -46,3 +60,5 @@ export { ensureEncoderModel, defaultCacheDir } from './cache.js';
 export { type EncoderPrecision, type EncoderPrecisionChoice } from './int8.js';
 export { ENCODER_GEOMETRY, featureMapFloats, type EncoderGeometry, type FeatureGeometry } from './geometry.js';
 export { imagenetLabels } from './labels.js';
+export { ClassifierHead, loadClassifierHead } from './head.js';
+export { tagsFromLogits, imagenetTagClasses, tagForms, tagNames, namesTag, DEFAULT_TAG_THRESHOLD, type ImageTag, type TagClass, type ImagenetTagClass } from './tags.js';

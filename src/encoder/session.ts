@@ -55,13 +55,17 @@ export class EncoderSession {
     return IMAGE_FLOATS;
   }
 
-  async encode(batch: Float32Array, count: number): Promise<EncodedBatch> {
+  /**
+   * `outputs` (default: the ones the session was opened with) chooses what this call returns: the graph has all
+   * three, so a captioner can take the logits (for tags) from a session shared with code that wanted features only.
+   */
+  async encode(batch: Float32Array, count: number, outputs: readonly EncoderOutput[] = this.outputs): Promise<EncodedBatch> {
     if (batch.length < count * IMAGE_FLOATS) throw new RangeError(`batch holds fewer than ${count} images`);
     const input = new ort.Tensor('float32', batch.subarray(0, count * IMAGE_FLOATS), [count, 3, IMAGE_SIZE, IMAGE_SIZE]);
-    const fetches = this.outputs.map((o) => OUTPUT_NAMES[o]);
+    const fetches = outputs.map((o) => OUTPUT_NAMES[o]);
     const result = await this.session.run({ [INPUT_NAME]: input }, fetches);
     const out: EncodedBatch = { count };
-    for (const key of this.outputs) out[key] = result[OUTPUT_NAMES[key]].data as Float32Array;
+    for (const key of outputs) out[key] = result[OUTPUT_NAMES[key]].data as Float32Array;
     return out;
   }
 

@@ -30,7 +30,9 @@ import {
   isSuccess,
   jobNotFound,
   ownerValue,
+  searchText,
   seesEverything,
+  tagsJson,
   unitVector,
 } from './shared.js';
 import { makeThumbnail } from './thumbnail.js';
@@ -42,6 +44,7 @@ import type {
   LibraryCaption,
   LibraryEntry,
   LibraryStore,
+  LibraryTag,
   NewEntry,
   SearchQuery,
   StoredEmbedding,
@@ -69,6 +72,7 @@ interface ImageRow {
   captions: LibraryCaption[];
   model: string;
   confidence: number | null;
+  tags: LibraryTag[] | null;
   cosine?: number;
 }
 
@@ -91,7 +95,7 @@ interface ItemRow {
 }
 
 // Queries that depend on the viewer take `$1` (sees everything) and `$2` (its key) first.
-const ENTRY_COLUMNS = 'i.id, i.created, i.width, i.height, i.format, i.caption, i.captions, i.model, i.confidence';
+const ENTRY_COLUMNS = 'i.id, i.created, i.width, i.height, i.format, i.caption, i.captions, i.model, i.confidence, i.tags';
 const VISIBLE_IMAGE = '($1::boolean OR EXISTS (SELECT 1 FROM image_owners o WHERE o.image_id = i.id AND o.owner = $2))';
 const VISIBLE_JOB = '($1::boolean OR j.owner = $2)';
 const JOB_COLUMNS = 'j.id, j.owner, j.state, j.total, j.done, j.failed, j.created, j.finished, j.options';
@@ -132,7 +136,8 @@ export class PostgresLibrary implements LibraryStore {
     const owner = ownerValue(entry.owner);
     const caption = entry.captions[0]?.text ?? '';
     const captions = JSON.stringify(entry.captions);
-    const captionsText = entry.captions.map((c) => c.text).join('\n');
+    const captionsText = searchText(entry);
+    const tags = tagsJson(entry);
     const confidence = entryConfidence(entry);
     const embedding = entry.embedding ? vectorLiteral(unitVector(entry.embedding.vector)) : null;
     const embeddingModel = entry.embedding?.model ?? null;
@@ -144,9 +149,10 @@ export class PostgresLibrary implements LibraryStore {
         // An embedding stored before is kept when the new captioning brings none (it depends on the image alone).
         const updated = await db.query(
           `UPDATE images SET caption = $2, captions = $3, captions_text = $4, model = $5, confidence = $6,
-             embedding = coalesce($7::vector, embedding), embedding_model = CASE WHEN $7::vector IS NULL THEN embedding_model ELSE $8 END
+             embedding = coalesce($7::vector, embedding), embedding_model = CASE WHEN $7::vector IS NULL THEN embedding_model ELSE $8 END,
+             tags = $9::jsonb
            WHERE id = $1`,
-          [entry.id, caption, captions, captionsText, entry.model, confidence, embedding, embeddingModel],
+          [entry.id, caption, captions, captionsText, entry.model, confidence, embedding, embeddingModel, tags],
         );
         if (updated.rowCount === 0) return false;
         await db.query('INSERT INTO image_owners (image_id, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING', [entry.id, owner]);
@@ -156,9 +162,9 @@ export class PostgresLibrary implements LibraryStore {
       thumbnail ??= await makeThumbnail(entry.bytes);
       const inserted = await this.transaction(async (db) => {
         const result = await db.query(
-          `INSERT INTO images (id, width, height, format, caption, captions, captions_text, model, bytes, thumbnail, confidence, embedding, embedding_model)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::vector, $13) ON CONFLICT (id) DO NOTHING`,
-          [entry.id, entry.width, entry.height, entry.format, caption, captions, captionsText, entry.model, entry.bytes, thumbnail, confidence, embedding, embeddingModel],
+          `INSERT INTO images (id, width, height, format, caption, captions, captions_text, model, bytes, thumbnail, confidence, embedding, embedding_model, tags)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::vector, $13, $14::jsonb) ON CONFLICT (id) DO NOTHING`,
+          [entry.id, entry.width, entry.height, entry.format, caption, captions, captionsText, entry.model, entry.bytes, thumbnail, confidence, embedding, embeddingModel, tags],
         );
         if (result.rowCount === 0) return false;
         await db.query('INSERT INTO image_owners (image_id, owner) VALUES ($1, $2)', [entry.id, owner]);
@@ -527,6 +533,7 @@ function toEntry(row: ImageRow): LibraryEntry {
     model: row.model,
     confidence: row.confidence,
     ...(row.cosine === undefined ? {} : { cosine: Math.max(-1, Math.min(1, Number(row.cosine))) }),
+    ...(row.tags?.length ? { tags: row.tags } : {}),
   };
 }
 

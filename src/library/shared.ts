@@ -34,7 +34,25 @@ export function checkEntry(entry: NewEntry): void {
       throw invalid('captions', `image ${entry.id}: caption ${i}: confidence must be a number from 0 to 1, got ${c.confidence}`);
     }
   });
+  if (entry.tags !== undefined) {
+    if (!Array.isArray(entry.tags)) throw invalid('tags', `image ${entry.id}: tags must be an array`);
+    entry.tags.forEach((t, i) => {
+      if (typeof t?.word !== 'string' || !t.word || !(Number.isFinite(t.probability) && t.probability >= 0 && t.probability <= 1)) {
+        throw invalid('tags', `image ${entry.id}: tag ${i}: a word and a probability from 0 to 1 are required`);
+      }
+    });
+  }
   if (entry.embedding) checkEmbedding(entry.embedding, `image ${entry.id}: embedding`);
+}
+
+/** What the full-text index of an image holds: every caption, then the tag words, one per line. */
+export function searchText(entry: NewEntry): string {
+  return [...entry.captions.map((c) => c.text), ...(entry.tags ?? []).map((t) => t.word)].join('\n');
+}
+
+/** The tags as stored (JSON), and back: only word and probability are kept. */
+export function tagsJson(entry: NewEntry): string {
+  return JSON.stringify((entry.tags ?? []).map((t) => ({ word: t.word, probability: t.probability })));
 }
 
 /** Most dimensions of an embedding (pgvector stores at most 16000). */

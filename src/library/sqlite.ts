@@ -30,7 +30,9 @@ import {
   isSuccess,
   jobNotFound,
   ownerValue,
+  searchText,
   seesEverything,
+  tagsJson,
   unitVector,
 } from './shared.js';
 import { makeThumbnail } from './thumbnail.js';
@@ -42,6 +44,7 @@ import type {
   LibraryCaption,
   LibraryEntry,
   LibraryStore,
+  LibraryTag,
   NewEntry,
   SearchQuery,
   Viewer,
@@ -62,6 +65,7 @@ interface ImageRow {
   captions_json: string;
   model: string;
   confidence: number | null;
+  tags_json: string;
 }
 
 /** The embeddings of one matcher, as one matrix (row r: the image ids[r]), and the database state it was read at. */
@@ -105,7 +109,7 @@ interface Visibility {
   key: string;
 }
 
-const ENTRY_COLUMNS = 'i.id, i.created, i.width, i.height, i.format, i.caption, i.captions_json, i.model, i.confidence';
+const ENTRY_COLUMNS = 'i.id, i.created, i.width, i.height, i.format, i.caption, i.captions_json, i.model, i.confidence, i.tags_json';
 const VISIBLE_IMAGE = '(@all = 1 OR EXISTS (SELECT 1 FROM image_owners o WHERE o.image_id = i.id AND o.owner = @key))';
 const VISIBLE_JOB = '(@all = 1 OR j.owner = @key)';
 const JOB_COLUMNS = 'j.id, j.owner, j.state, j.total, j.done, j.failed, j.created, j.finished, j.options_json';
@@ -127,12 +131,12 @@ export class SqliteLibrary implements LibraryStore {
       hasImage: prepare<[string], { one: 1 }>('SELECT 1 AS one FROM images WHERE id = ?'),
       hasCaptions: prepare<[string, string], { one: 1 }>('SELECT 1 AS one FROM images WHERE id = ? AND model = ?'),
       insertImage: prepare(
-        `INSERT INTO images (id, created, width, height, format, caption, captions_json, model, confidence, embedding, embedding_model, bytes, thumbnail)
-         VALUES (@id, @created, @width, @height, @format, @caption, @captions_json, @model, @confidence, @embedding, @embedding_model, @bytes, @thumbnail)`,
+        `INSERT INTO images (id, created, width, height, format, caption, captions_json, tags_json, model, confidence, embedding, embedding_model, bytes, thumbnail)
+         VALUES (@id, @created, @width, @height, @format, @caption, @captions_json, @tags_json, @model, @confidence, @embedding, @embedding_model, @bytes, @thumbnail)`,
       ),
       // An embedding stored before is kept when the new captioning brings none (it depends on the image alone).
       updateCaptions: prepare(
-        `UPDATE images SET caption = @caption, captions_json = @captions_json, model = @model, confidence = @confidence,
+        `UPDATE images SET caption = @caption, captions_json = @captions_json, tags_json = @tags_json, model = @model, confidence = @confidence,
            embedding = coalesce(@embedding, embedding), embedding_model = CASE WHEN @embedding IS NULL THEN embedding_model ELSE @embedding_model END
          WHERE id = @id`,
       ),
@@ -232,12 +236,13 @@ export class SqliteLibrary implements LibraryStore {
       id: entry.id,
       caption: entry.captions[0]?.text ?? '',
       captions_json: JSON.stringify(entry.captions),
+      tags_json: tagsJson(entry),
       model: entry.model,
       confidence: entryConfidence(entry),
       embedding: embedding ? Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength) : null,
       embedding_model: entry.embedding?.model ?? null,
     };
-    const ftsText = entry.captions.map((c) => c.text).join('\n');
+    const ftsText = searchText(entry);
     const recaption = () => {
       this.writes++;
       this.sql.updateCaptions.run(captions);
@@ -548,7 +553,14 @@ function toEntry(row: ImageRow): LibraryEntry {
     captions: JSON.parse(row.captions_json) as LibraryCaption[],
     model: row.model,
     confidence: row.confidence,
+    ...tagsOf(row.tags_json),
   };
+}
+
+/** `tags` for an entry: left out when there are none (images stored before tags read as before). */
+function tagsOf(json: string | null): { tags?: LibraryTag[] } {
+  const tags = json ? (JSON.parse(json) as LibraryTag[]) : [];
+  return tags.length ? { tags } : {};
 }
 
 function toJob(row: JobRow): JobRecord {

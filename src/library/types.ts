@@ -33,6 +33,14 @@ export interface LibraryCaption {
   confidence?: number;
 }
 
+/** An ImageNet-guided tag of an image (src/encoder/tags.ts) as the library keeps it. */
+export interface LibraryTag {
+  /** A caption vocabulary word, e.g. "cat". */
+  word: string;
+  /** The summed probability of the ImageNet classes mapped to the word (0..1). */
+  probability: number;
+}
+
 /**
  * An image's embedding in the matcher's space (unit length), and which matcher made it: embeddings of different
  * matchers are never compared.
@@ -61,6 +69,11 @@ export interface LibraryEntry {
   confidence: number | null;
   /** Only in a search by meaning: the cosine of the image's embedding and the query's (-1..1). */
   cosine?: number;
+  /**
+   * The image's tags when it was (last) captioned, most probable first; left out when there are none (images
+   * stored before tags, or with no confident tag). Searched by words together with the captions.
+   */
+  tags?: LibraryTag[];
 }
 
 export interface NewEntry {
@@ -70,6 +83,8 @@ export interface NewEntry {
   height: number;
   format: string;
   captions: LibraryCaption[];
+  /** The image's ImageNet-guided tags (default none); they replace the stored ones, as the captions do. */
+  tags?: LibraryTag[];
   model: string;
   /** The API key storing it (null without keys). */
   owner: string | null;

@@ -15,6 +15,7 @@ import { defaultMatcherDir, defaultModelDir, resolveModelSpec } from './models.j
 import type { LoadedDecoder } from '../decoder/registry.js';
 import { resolveGeneration, type GenerationConfig } from '../decoder/generation.js';
 import type { Vocabulary } from '../text/vocabulary.js';
+import { tagsFromLogits, type ImageTag } from '../encoder/tags.js';
 import { loadMatcher, type OnnxMatcher } from '../match/matcher.js';
 import { scorePairs } from '../match/score.js';
 import type { MatchCalibration, MatchScore } from '../match/types.js';
@@ -283,11 +284,18 @@ export class Captioner {
   /**
    * Captions for features the caller already has (count × regions × channels), e.g. from a feature store: per
    * image, nBest captions (with `confidence` and `rerank` when there is a matcher; returnEmbedding does not apply).
+   * Guided decoding (tagBonus > 0) takes the images' tags from `logits` (count × 1000, the encoder's ImageNet logits of
+   * the same images) when given, else from the features through the encoder's classifier head (ImageEncoder
+   * classifierHead: the same GlobalAveragePool + Dense), so features give the captions their images give.
    */
-  async captionFeatures(features: Float32Array, count: number, options: CaptionOptions = {}): Promise<Caption[][]> {
+  async captionFeatures(features: Float32Array, count: number, options: CaptionOptions = {}, logits?: Float32Array): Promise<Caption[][]> {
     const search = this.generationConfig(options);
     const match = resolveMatchOptions(options, this.matcher);
-    const captions = await this.decode(features, count, search);
+    if (!logits && search.tagBonus > 0 && count > 0 && typeof this.encoder.classifierHead === 'function') {
+      logits = (await this.encoder.classifierHead()).logitsFromFeatures(features, count);
+    }
+    const tags = logits && count > 0 ? tagsFromLogits(logits, count, search.tagThreshold) : undefined;
+    const captions = await this.decode(features, count, search, tags);
     if (this.matcher && count > 0) await scoreCaptions(this.matcher, features, captions, match);
     return captions;
   }
@@ -338,8 +346,8 @@ export class Captioner {
     throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, `${what} needs a matcher model: ${reason}`, { subject: what });
   }
 
-  private decode(features: Float32Array, count: number, search: GenerationConfig): Promise<Caption[][]> {
-    return decodeFeatures(this.models, features, count, search);
+  private decode(features: Float32Array, count: number, search: GenerationConfig, tags?: ImageTag[][]): Promise<Caption[][]> {
+    return decodeFeatures(this.models, features, count, search, tags);
   }
 
   private async captionBatch(

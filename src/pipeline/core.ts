@@ -12,6 +12,7 @@ import { ErrorCodes, PixelInfoError, type ErrorCode } from '../errors.js';
 import type { LoadedDecoder } from '../decoder/registry.js';
 import type { GenerationConfig, GenerationOptions } from '../decoder/generation.js';
 import { beamSearch, type Hypothesis } from '../decoder/search.js';
+import { tagsFromLogits, tagTokenIds, type ImageTag } from '../encoder/tags.js';
 import type { Vocabulary } from '../text/vocabulary.js';
 import { scorePairs } from '../match/score.js';
 import type { MatcherModel } from '../match/types.js';
@@ -68,6 +69,13 @@ export interface CaptionResult {
   timings: CaptionTimings;
   /** Only with returnEmbedding: the matcher's image embedding, unit length (compare with Captioner.embedTexts rows by dot product). */
   embedding?: number[];
+  /**
+   * Caption words the encoder's ImageNet classifier is confident about (src/encoder/tags.ts), most probable first:
+   * each with its summed class probability (at least the call's tagThreshold) and the classes behind it. Guided
+   * decoding (tagBonus > 0) favours these words. Empty when no word is confident enough. The captioners always set
+   * it (optional in the type only so that results built elsewhere, e.g. stored before tags existed, still fit).
+   */
+  tags?: ImageTag[];
 }
 
 export interface CaptionFailure {
@@ -144,10 +152,41 @@ export function checkGeometry(decoder: LoadedDecoder, geometry: EncoderGeometry,
   }
 }
 
-/** Per image, nBest captions for count × regions × channels features. */
-export async function decodeFeatures(models: Omit<CaptionModels, 'encoder'>, features: Float32Array, count: number, search: GenerationConfig): Promise<Caption[][]> {
-  const hypotheses = await beamSearch(models.decoder, features, count, search, { words: models.vocabulary.words });
-  return hypotheses.map((list, i) => {
+/**
+ * Per image, nBest captions for count × regions × channels features.
+ *
+ * `tags` (per image, e.g. tagsFromLogits of the same images) guide the search when search.tagBonus > 0: the images
+ * are searched as usual, and those whose best caption names none of their tags (src/encoder/tags.ts namesTag: dog is
+ * named by "dog", "puppies", "terrier"...) are searched again with their tags' words favoured (search.ts, guided
+ * decoding); that second search's captions replace theirs. Captions that already name what the classifier sees are
+ * never changed (on Flickr8k val that is what keeps guidance from costing CIDEr: see bench/tags-val.ts).
+ */
+export async function decodeFeatures(
+  models: Omit<CaptionModels, 'encoder'>,
+  features: Float32Array,
+  count: number,
+  search: GenerationConfig,
+  tags?: readonly ImageTag[][],
+): Promise<Caption[][]> {
+  const { vocabulary } = models;
+  const plain = await beamSearch(models.decoder, features, count, search, { words: vocabulary.words });
+  if (tags && search.tagBonus > 0) {
+    const idOf = (word: string) => (vocabulary.words[vocabulary.idOf(word)] === word ? vocabulary.idOf(word) : undefined);
+    const groups = tagTokenIds(tags, idOf);
+    const again = plain.flatMap((list, i) => {
+      const best = list[0];
+      if (!best || groups[i].length === 0) return [];
+      return groups[i].some((group) => group.names.some((id) => best.tokens.includes(id))) ? [] : [i];
+    });
+    if (again.length > 0) {
+      const rowFloats = features.length / count;
+      const subset = new Float32Array(again.length * rowFloats);
+      again.forEach((i, j) => subset.set(features.subarray(i * rowFloats, (i + 1) * rowFloats), j * rowFloats));
+      const guided = await beamSearch(models.decoder, subset, again.length, search, { words: vocabulary.words }, { groups: again.map((i) => groups[i]) });
+      again.forEach((i, j) => (plain[i] = guided[j]));
+    }
+  }
+  return plain.map((list, i) => {
     if (list.length === 0) throw new PixelInfoError(ErrorCodes.MODEL_CORRUPT, `the decoder gave no caption for image ${i} (non-finite log-probabilities?)`);
     return list.map(toCaption);
   });
@@ -168,6 +207,16 @@ export async function encodeFeatures(encoder: EncoderSession, batch: Float32Arra
 }
 
 /**
+ * The feature maps and the ImageNet logits (count × classes) of a caffeBatch, from one encoder run. `logits` is
+ * undefined for an encoder that does not give them (a stand-in session without that output).
+ */
+export async function encodeForCaptions(encoder: EncoderSession, batch: Float32Array, count: number): Promise<{ features: Float32Array; logits?: Float32Array }> {
+  const { features, logits } = await encoder.encode(batch, count, ['features', 'logits']);
+  if (!features) throw new PixelInfoError(ErrorCodes.INTERNAL, 'the encoder gave no features output');
+  return { features, logits: logits && logits.length === count * encoder.geometry.classes ? logits : undefined };
+}
+
+/**
  * One batch: the loaded images through the encoder, then one search; failed loads keep their slot.
  * `startedAt` (performance.now()) is when loading began, so preprocessing time includes it.
  */
@@ -185,10 +234,12 @@ export async function captionLoaded(
   let t2 = t1;
   let t3 = t1;
   let embeddings: Float32Array | undefined;
+  let tags: ImageTag[][] = [];
   if (good.length) {
-    const features = await encodeFeatures(models.encoder, batch, good.length);
+    const { features, logits } = await encodeForCaptions(models.encoder, batch, good.length);
+    tags = logits ? tagsFromLogits(logits, good.length, search.tagThreshold) : good.map(() => []);
     t2 = performance.now();
-    captions = await decodeFeatures(models, features, good.length, search);
+    captions = await decodeFeatures(models, features, good.length, search, tags);
     t3 = performance.now();
     if (models.matcher) embeddings = await scoreCaptions(models.matcher, features, captions, match);
   }
@@ -202,7 +253,7 @@ export async function captionLoaded(
     if (!r.ok) return { source: r.source, error: r.error.toJSON() };
     const { source, format, width, height } = r.image;
     const j = slotOf.get(i)!;
-    const result: CaptionResult = { source, image: { format, width, height }, captions: captions[j], timings: { ...timings } };
+    const result: CaptionResult = { source, image: { format, width, height }, captions: captions[j], tags: tags[j], timings: { ...timings } };
     if (match.returnEmbedding && embeddings) result.embedding = Array.from(embeddings.subarray(j * dim, (j + 1) * dim));
     return result;
   });

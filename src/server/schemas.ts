@@ -97,6 +97,19 @@ export const captionSchema = z.object({
     ),
 });
 
+export const tagSchema = z
+  .object({
+    word: z.string().describe('A caption vocabulary word, e.g. "cat"'),
+    probability: z.number().min(0).max(1).describe('The summed softmax probability of the ImageNet classes mapped to the word'),
+    classes: z
+      .array(z.object({ index: z.number().int().describe('ImageNet class index (0..999)'), label: z.string(), probability: z.number().min(0).max(1) }))
+      .describe('The classes behind the word, most probable first (those at 0.01 or more, at most 5)'),
+  })
+  .describe("A word the encoder's ImageNet classifier is confident about (ImageNet class → WordNet hypernyms → caption word)");
+
+/** A tag as the library keeps it. */
+export const storedTagSchema = z.object({ word: z.string(), probability: z.number().min(0).max(1) });
+
 const libraryLinksSchema = z.object({
   imageUrl: z.string().describe('GET: the image bytes as uploaded'),
   thumbnailUrl: z.string().describe('GET: a JPEG, longer side at most 256 px'),
@@ -107,6 +120,11 @@ export const captionResponseSchema = z.object({
   model: z.string().nullable().describe("The model card's name"),
   image: z.object({ format: z.string(), width: z.number().int(), height: z.number().int() }).describe('The uploaded image as decoded'),
   captions: z.array(captionSchema).describe('nbest captions, best first'),
+  tags: z
+    .array(tagSchema)
+    .describe(
+      "Words the encoder's ImageNet classifier is confident about (summed class probability at least the model's tagThreshold, default 0.3), most probable first; empty when none is. Guided decoding (the model's tagBonus > 0) favours them",
+    ),
   altText: z.string().describe(`The best caption as alt text: sentence case, final period, at most ${ALT_TEXT_MAX} characters`),
   options: z
     .object({ beam: z.number().int(), nbest: z.number().int(), maxLength: z.number().int(), attention: z.boolean(), rerank: z.enum(['score', 'match']) })
@@ -167,6 +185,9 @@ export const libraryEntrySchema = z
       .array(z.object({ text: z.string(), score: z.number(), confidence: z.number().optional().describe('With a matcher: 0..1') }))
       .describe('Every caption of the latest request, best first'),
     confidence: z.number().nullable().describe("The best caption's confidence (0..1) from the image–text matcher; null when captioned without one"),
+    tags: z
+      .array(storedTagSchema)
+      .describe("The image's ImageNet-guided tags when it was captioned, most probable first (searched by words like the captions); empty for images stored before tags"),
   })
   .merge(libraryLinksSchema);
 
@@ -313,6 +334,7 @@ export const NAMED_SCHEMAS = {
   Error: errorSchema,
   ErrorBody: errorBodySchema,
   Caption: captionSchema,
+  Tag: tagSchema,
   CaptionResponse: captionResponseSchema,
   LibraryEntry: libraryEntrySchema,
   LibrarySearch: librarySearchSchema,

@@ -62,7 +62,7 @@ export async function processItem(item: ItemData, ctx: ItemContext): Promise<Ite
     if (reuse) {
       await ctx.store.addOwner(id, item.owner);
     } else {
-      const { image, captions, embedding } = await ctx.caption(bytes, generation, item.source);
+      const { image, captions, embedding, tags } = await ctx.caption(bytes, generation, item.source);
       await ctx.store.put({
         id,
         bytes,
@@ -70,6 +70,7 @@ export async function processItem(item: ItemData, ctx: ItemContext): Promise<Ite
         height: image.height,
         format: image.format,
         captions: captions.map((c) => ({ text: c.text, score: c.score, ...(c.confidence === undefined ? {} : { confidence: c.confidence }) })),
+        tags: (tags ?? []).map(({ word, probability }) => ({ word, probability })),
         model: ctx.modelId,
         owner: item.owner,
         embedding: ctx.matcherId && embedding ? { model: ctx.matcherId, vector: embedding } : undefined,

@@ -36,12 +36,22 @@ export interface CaptionAlternative {
   confidence?: number;
 }
 
+/** A word the encoder's ImageNet classifier is confident about (src/encoder/tags.ts), with the classes behind it. */
+export interface ImageTag {
+  word: string;
+  /** Summed probability of its ImageNet classes (0..1). */
+  probability: number;
+  classes: Array<{ index: number; label: string; probability: number }>;
+}
+
 /** The response of `POST /v1/captions`. */
 export interface CaptionResponse {
   id: string;
   model: string | null;
   image: { format: string; width: number; height: number };
   captions: CaptionAlternative[];
+  /** ImageNet-guided tags, most probable first (absent from servers older than tags). */
+  tags?: ImageTag[];
   /** The best caption as alt text (src/text/alt-text.ts). */
   altText: string;
   options: { beam: number; nbest: number; maxLength: number; attention: boolean };
@@ -67,6 +77,8 @@ export interface LibraryItem {
   confidence: number | null;
   /** Only in a search by meaning: how well the query describes the image. */
   match?: { score: number; logit: number; cosine: number };
+  /** The image's ImageNet-guided tags when captioned (absent from servers older than tags). */
+  tags?: Array<{ word: string; probability: number }>;
   imageUrl: string;
   thumbnailUrl: string;
 }

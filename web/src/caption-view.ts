@@ -5,9 +5,11 @@
  * the page copies exactly what the API's `altText` and the CLI's --alt-text give). With an image–text matcher on
  * the server, the selected caption's confidence (#confidence, inside the live region: announced with the
  * caption) and each alternative's, a "Low confidence" badge below the documented threshold (./confidence.ts).
+ * Under the caption, the image's ImageNet-guided tags (#tags): the words the encoder's ImageNet classifier is
+ * confident about, each with its probability and, on hover, the classes behind it.
  */
 import { toAltText } from '../../src/text/alt-text.js';
-import type { CaptionAlternative, CaptionResponse } from './api.js';
+import type { CaptionAlternative, CaptionResponse, ImageTag } from './api.js';
 import { byId, h } from './dom.js';
 import { confidenceBadge } from './confidence.js';
 
@@ -31,6 +33,24 @@ export function timingsLine({ image, timings: t }: Pick<CaptionResponse, 'image'
   );
 }
 
+/** "cat 99%": a tag as shown; its title names the ImageNet classes behind it. */
+export function tagChip(tag: Pick<ImageTag, 'word' | 'probability'> & { classes?: ImageTag['classes'] }): HTMLElement {
+  const percent = Math.round(Math.max(0, Math.min(1, tag.probability)) * 100);
+  const classes = tag.classes?.map((c) => `${c.label} ${Math.round(c.probability * 100)}%`).join(', ');
+  return h('span', {
+    className: 'tag',
+    textContent: `${tag.word} ${percent}%`,
+    title: classes ? `ImageNet classes: ${classes}` : `ImageNet classifier: ${percent}%`,
+    dataset: { word: tag.word },
+  });
+}
+
+/** The tags line: a label and one chip per tag; null when there are none. */
+export function tagsLine(tags: ReadonlyArray<Parameters<typeof tagChip>[0]> | undefined): HTMLElement[] | null {
+  if (!tags?.length) return null;
+  return [h('span', { className: 'tags-label', textContent: 'ImageNet sees:' }), ...tags.map(tagChip)];
+}
+
 export interface CaptionViewEvents {
   /** A word was hovered or focused (its index in the selected caption), or left (null). */
   onWord(index: number | null): void;
@@ -52,6 +72,7 @@ export function createCaptionView(events: CaptionViewEvents): CaptionView {
   const alternatives = byId('alternatives', HTMLOListElement);
   const timings = byId('timings');
   const confidence = byId('confidence');
+  const tagsEl = byId('tags');
   const words = () => [...captionEl.querySelectorAll<HTMLButtonElement>('.word')];
 
   function wordButton(token: string, index: number, count: number): HTMLButtonElement {
@@ -87,6 +108,9 @@ export function createCaptionView(events: CaptionViewEvents): CaptionView {
       const badge = confidenceBadge(caption?.confidence);
       confidence.replaceChildren(...(badge ? [badge] : []));
       confidence.hidden = !badge;
+      const tags = tagsLine(result?.tags);
+      tagsEl.replaceChildren(...(tags ?? []));
+      tagsEl.hidden = !tags;
       if (!caption) {
         captionEl.className = 'caption placeholder';
         captionEl.textContent = hasImage ? 'Press Captionize to describe this image.' : 'Choose an image and press Captionize.';

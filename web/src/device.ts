@@ -41,6 +41,7 @@ export async function captionOnDevice(image: Blob, options: { beam: number; nbes
       logProb: c.logProb,
       attention: c.attention?.map((flat) => Array.from({ length: side }, (_, r) => flat.slice(r * side, (r + 1) * side))),
     })),
+    tags: result.tags ?? [],
     altText: toAltText(result.captions[0]?.text ?? ''),
     options: { beam: config.beamSize, nbest: config.nBest, maxLength: config.maxLength, attention: true },
     timings: { ...result.timings, queueMs: 0, requestMs: Math.round(performance.now() - t0), batchSize: 1 },

@@ -11,6 +11,7 @@ import { getBlob, getLibrary, type LibraryPage, type SearchMode } from './api.js
 import { apiKey } from './auth.js';
 import { confidenceBadge, matchText } from './confidence.js';
 import { byId, h, setStatus } from './dom.js';
+import { tagsLine } from './caption-view.js';
 
 /** Most thumbnails shown per search. */
 const RESULT_LIMIT = 48;
@@ -98,6 +99,8 @@ function resultItem(item: LibraryPage['items'][number], words: string[]): HTMLLI
   }
   const badge = confidenceBadge(item.confidence, 'compact');
   if (badge?.classList.contains('low')) badges.push(badge); // only doubts are worth the space here
+  const tags = tagsLine(item.tags);
+  if (tags) badges.push(h('span', { className: 'tags-line compact' }, ...tags.slice(1)));
   const meta = badges.length ? [h('p', { className: 'result-meta' }, ...badges)] : [];
   const link = h('a', { href: item.imageUrl, target: '_blank', rel: 'noopener' }, img, caption, ...meta);
   if (apiKey() === null) {

@@ -5,7 +5,7 @@
 import type { EncoderPrecisionChoice } from '../../encoder/int8.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { Captioner, defaultMatcherDir, isCaptionFailure, resolveModelSpec, type CaptionOutcome, type CaptionResult } from '../../pipeline/captioner.js';
 import type { MatchOptions } from '../../pipeline/core.js';
 import { expandInputs } from '../../pipeline/inputs.js';
@@ -43,6 +43,7 @@ interface CaptionCliOptions extends GenerationFlags, ModelFlags {
   progress: boolean;
   out?: string;
   resume?: boolean;
+  tags?: boolean;
 }
 
 export function registerCaption(program: Command): void {
@@ -55,9 +56,15 @@ export function registerCaption(program: Command): void {
       .argument('<inputs...>', 'image files, folders (searched recursively for images) or glob patterns such as "photos/**/*.jpg"'),
   );
   addGenerationOptions(command, { nBest: true })
-    .addOption(format('json', 'print a JSON array: [{"file", "captions": [{"text", "score", "logProb", "confidence"}]} | {"file", "error": {"code", "message"}}] ("confidence" with a matcher)'))
+    .addOption(
+      format(
+        'json',
+        'print a JSON array: [{"file", "captions": [{"text", "score", "logProb", "confidence"}], "tags": [{"word", "probability", "classes": [{"index", "label", "probability"}]}]} | {"file", "error": {"code", "message"}}] ("confidence" with a matcher)',
+      ),
+    )
     .addOption(format('jsonl', 'print one JSON object per image and line, as images are done'))
-    .addOption(format('csv', 'print CSV: file,caption,score (one row per caption; failures on stderr)'))
+    .addOption(format('csv', 'print CSV: file,caption,score (one row per caption; failures on stderr); with --tags a fourth column, tags'))
+    .option('--tags', 'text and CSV output: add each image\'s ImageNet-guided tags ("cat 0.99"; --json and --jsonl always have "tags")')
     .option('--alt-text', `write captions as alt text: sentence case, final period, at most ${ALT_TEXT_MAX} characters`)
     .option(
       '--alt-text-min-confidence <p>',
@@ -95,7 +102,10 @@ export function registerCaption(program: Command): void {
       const { card } = await readModelDir(resolveModelSpec(opts.model)[0]);
       let generation;
       try {
-        generation = resolveGeneration({ ...generationOptionsFrom(opts), returnAttention: Boolean(opts.attentionDir) }, card.decoding);
+        generation = resolveGeneration(
+          { ...generationOptionsFrom(opts), returnAttention: Boolean(opts.attentionDir) },
+          card.decoding,
+        );
       } catch (err) {
         if (err instanceof PixelInfoError && err.code === ErrorCodes.INVALID_ARGUMENT) command.error(`error: ${err.message}`, { exitCode: 2 });
         throw err;
@@ -134,7 +144,7 @@ export function registerCaption(program: Command): void {
       const heatmaps = opts.attentionDir ? new HeatmapWriter(opts.attentionDir) : undefined;
       const bar = createProgress(todo.length, 'caption', { enabled: opts.progress && todo.length > PROGRESS_THRESHOLD });
       let failed = 0;
-      if (opts.csv) writeLines([csvRow(['file', 'caption', 'score'])], output);
+      if (opts.csv) writeLines([csvRow(opts.tags ? ['file', 'caption', 'score', 'tags'] : ['file', 'caption', 'score'])], output);
       let finished = false;
       try {
         // the next batch's images load while this one is captioned (Captioner.captionBatches)
@@ -186,6 +196,7 @@ function toRecord(file: string, outcome: CaptionOutcome, altText = false, minCon
       }
       return record;
     }),
+    tags: outcome.tags ?? [],
   };
 }
 
@@ -200,10 +211,12 @@ function render(record: FileRecord, opts: CaptionCliOptions): string[] {
     console.error(`pixel-info caption: ${record.file}: ${record.error.code}: ${record.error.message}`);
     return [];
   }
-  if (opts.csv) return record.captions.map((c) => csvRow([record.file, c.text, c.score.toFixed(4)]));
+  const tags = (record.tags ?? []).map((t) => `${t.word} ${t.probability.toFixed(2)}`).join('; ');
+  if (opts.csv) return record.captions.map((c) => csvRow(opts.tags ? [record.file, c.text, c.score.toFixed(4), tags] : [record.file, c.text, c.score.toFixed(4)]));
   const shown = (c: (typeof record.captions)[number]) => (c.emptyReason ? `"" (${c.emptyReason})` : c.text);
-  if (record.captions.length === 1) return [`${record.file}: ${shown(record.captions[0])}`];
-  return [`${record.file}:`, ...record.captions.map((c) => `  ${c.score.toFixed(3).padStart(8)}  ${shown(c)}`)];
+  const suffix = opts.tags ? `  [tags: ${tags || 'none'}]` : '';
+  if (record.captions.length === 1) return [`${record.file}: ${shown(record.captions[0])}${suffix}`];
+  return [`${record.file}:${suffix}`, ...record.captions.map((c) => `  ${c.score.toFixed(3).padStart(8)}  ${shown(c)}`)];
 }
 
 /** Lines to stdout, or to the --out file in one write (with the records they came from). */

@@ -32,7 +32,8 @@ export interface LibraryPluginOptions {
 }
 
 export const libraryPlugin: FastifyPluginAsyncZod<LibraryPluginOptions> = async (app, { timeoutMs }) => {
-  const withLinks = (entry: LibraryEntry) => ({ ...entry, ...libraryLinks(entry.id) });
+  // every entry has `tags` in the API (the store leaves the field out for images stored without tags)
+  const withLinks = (entry: LibraryEntry) => ({ ...entry, tags: entry.tags ?? [], ...libraryLinks(entry.id) });
   const badId = errorResponse('The id is not 64 hex digits');
   const notFound = errorResponse('No image with this id in the library');
   // Every answer of these routes is someone's library content (or says whether it exists): never in a shared cache.
