@@ -14,6 +14,9 @@ export {
   type CaptionOutcome,
   type CaptionTimings,
 } from './pipeline/captioner.js';
+export { DEFAULT_MODEL, resolveModelSpec } from './pipeline/models.js';
+export { EnsembleStepModel, type EnsembleCombine, type EnsembleOptions } from './decoder/ensemble.js';
+export { tagsFromLogits, type ImageTag, type TagClass } from './encoder/tags.js';
 export {
   ImageEncoder,
   ENCODER_GEOMETRY,
