@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-torch libopenblas0-pthread python3-numpy python3-pytest python3-optuna wordnet-base maven chromium redis-server postgresql)
+APT_PACKAGES=(python3-torch libopenblas0-pthread python3-numpy python3-pytest python3-optuna python3-pil wordnet-base maven chromium redis-server postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -33,6 +33,7 @@ from .data import DataError, Dataset, sha256_file
 from .decoding import decoding_config
 from .metrics import evaluate
 from .models import ARCHITECTURES, DEFAULT_ARCHITECTURE, architecture_of, autocast, build_model, count_parameters
+from .models.transformer import TransformerConfig
 
 STATE_FORMAT = "pixel-info-train-state"
 STAGE_SEED = {"xe": 0, "scst": 500_000}
@@ -63,10 +64,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--feature-norm", default="none", choices=["none", "layernorm"])
     g.add_argument("--glove", help="GloVe text file to initialise the word embeddings (its dim must be --embed-dim)")
     g.add_argument("--freeze-embeddings", action="store_true")
+    g = p.add_argument_group("transformer (--architecture transformer; trainer/models/transformer.py)")
+    g.add_argument("--tf-d-model", type=int, default=TransformerConfig.d_model, help="model width")
+    g.add_argument("--tf-layers", type=int, default=TransformerConfig.layers, help="decoder layers")
+    g.add_argument("--tf-heads", type=int, default=TransformerConfig.heads, help="attention heads (divide d-model)")
+    g.add_argument("--tf-ffn-dim", type=int, default=TransformerConfig.ffn_dim, help="feed-forward width")
+    g.add_argument("--tf-dropout", type=float, default=TransformerConfig.dropout)
+    g.add_argument("--tf-feature-norm", default=TransformerConfig.feature_norm, choices=["none", "layernorm"],
+                   help="per-region LayerNorm of the encoder features before the projection")
+    g.add_argument("--tf-max-len", type=int, default=TransformerConfig.max_len,
+                   help="learned positions (longer searches reuse the last)")
+    g.add_argument("--tf-tie-embeddings", action=argparse.BooleanOptionalAction,
+                   default=TransformerConfig.tie_embeddings, help="output projection shares the token embedding")
     g = p.add_argument_group("cross-entropy stage")
     g.add_argument("--epochs", type=int, default=30, help="max XE epochs (early stopping usually ends it sooner)")
     g.add_argument("--batch-size", type=int, default=64, help="captions per batch")
     g.add_argument("--lr", type=float, default=4e-4)
+    g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
+                   help="XE optimiser (SCST always uses Adam): adam, or sgd with --momentum")
+    g.add_argument("--momentum", type=float, default=0.9, help="'sgd': momentum (Nesterov off)")
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--grad-clip", type=float, default=5.0, help="max gradient L2 norm (0: off)")
     g.add_argument("--label-smoothing", type=float, default=0.0)
@@ -157,8 +173,13 @@ def fmt_time(s: float) -> str:
 
 
 class Trainer:
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, dataset: Optional[Dataset] = None, epoch_callback=None):
+        """`dataset`: an already loaded Dataset of args.features/args.captions (the tuner shares one across trials).
+        `epoch_callback(record)`: called after every finished epoch (its log.jsonl record, once last.pt is written);
+        a true return value ends the stage there (self.stopped_by_callback), as --time-limit does."""
         self.args = args
+        self.epoch_callback = epoch_callback
+        self.stopped_by_callback = False
         self.started = time.time()
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -174,8 +195,8 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         os.makedirs(args.out, exist_ok=True)
         t0 = time.time()
-        self.ds = Dataset(args.features, args.captions, self.device, splits=("train", "val"),
-                          hflip=args.hflip_aug > 0, log=log)
+        self.ds = dataset if dataset is not None else Dataset(
+            args.features, args.captions, self.device, splits=("train", "val"), hflip=args.hflip_aug > 0, log=log)
         log(f"[data] features on {self.device} in {time.time() - t0:.1f}s")
         self.cap = self.ds.captions
         self.val_decoding = decoding_config(beam_size=args.val_beam, n_best=1)
@@ -250,10 +271,12 @@ class Trainer:
             log(f"[glove] {found}/{len(self.cap.vocab)} vocabulary words initialised from {a.glove}")
         return model.to(self.device)
 
-    def _optimizer(self, model: nn.Module, lr: float, weight_decay: float):
+    def _optimizer(self, model: nn.Module, lr: float, weight_decay: float, kind: str = "adam"):
         if hasattr(model, "embedding"):  # the word embeddings (--glove, --freeze-embeddings)
             model.embedding.weight.requires_grad_(not self.args.freeze_embeddings)
         params = [p for p in model.parameters() if p.requires_grad]
+        if kind == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=self.args.momentum, weight_decay=weight_decay)
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
     # --- stages -----------------------------------------------------------------------------------------------------
@@ -281,7 +304,7 @@ class Trainer:
             self._write_run_json(model)
             self.stage(model, "xe", state)  # a finished stage (epochs or patience used up) returns at once
             state = None
-        if a.scst_epochs > 0 and not self.out_of_time:
+        if a.scst_epochs > 0 and not self.out_of_time and not self.stopped_by_callback:
             if state is not None and state["stage"] == "scst":
                 model = self._model_from_state(state)
             else:
@@ -314,7 +337,8 @@ class Trainer:
     def stage(self, model: nn.Module, stage: str, state: Optional[dict]) -> None:
         a = self.args
         xe = stage == "xe"
-        opt = self._optimizer(model, a.lr if xe else a.scst_lr, a.weight_decay if xe else 0.0)
+        opt = self._optimizer(model, a.lr if xe else a.scst_lr, a.weight_decay if xe else 0.0,
+                              getattr(a, "optimizer", "adam") if xe else "adam")
         lrc = LRControl(opt, a.lr_schedule if xe else "none", a.lr_gamma, a.lr_step, a.lr_patience)
         max_epochs = a.epochs if xe else a.scst_epochs
         patience = a.patience if xe else a.scst_patience
@@ -375,6 +399,9 @@ class Trainer:
                          "config": model.cfg.to_dict(), "vocab": self.cap.vocab, "history": self.history,
                          "args": vars(a)}, self._path("last.pt"))
             self.epoch_time = time.time() - t0
+            if self.epoch_callback is not None and self.epoch_callback(rec):
+                self.stopped_by_callback = True
+                break
             if bad >= patience:
                 log(f"[{stage}] early stop: no val CIDEr-D gain for {bad} epochs (best {best:.4f})")
         if epoch >= max_epochs or bad >= patience:
