@@ -82,6 +82,43 @@ export const int8GateSchema = z
   .passthrough();
 export type Int8Gate = z.infer<typeof int8GateSchema>;
 
+/**
+ * A fine-tuned encoder shipped in the model directory (trainer.finetune --export): `file` (a name in the
+ * directory, e.g. `encoder.onnx`) with the product encoder's ONNX interface, and its checksum. The decoder was
+ * trained on that encoder's features, so the captioner runs it instead of the base encoder.
+ */
+export const finetunedEncoderSchema = z
+  .object({
+    file: z
+      .string()
+      .min(1)
+      .refine((f) => !/[/\\]/.test(f) && f !== '.' && f !== '..', 'a file name in the model directory, without a path'),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in lowercase hex (64 digits)'),
+  })
+  .merge(
+    z
+      .object({
+        bytes: count,
+        opset: z.number().int(),
+        /** e.g. "float16 initializers, each Cast to float32" or "float32". */
+        weights: text,
+        /** Written true: the decoder needs this encoder (the library treats every entry as required). */
+        required: z.boolean(),
+        preprocessing: text,
+        /** The encoder that was fine-tuned (the product's resnet50.onnx, or the Keras model). */
+        base: z.object({ kind: text, file: text, sha256: text }).partial().passthrough(),
+        /** The ResNet50 blocks that were trained. */
+        blocks: z.array(text),
+        finetune_blocks: count,
+        trainable_parameters: count,
+        training: z.object({}).passthrough(),
+        exported_with: text,
+      })
+      .partial(),
+  )
+  .passthrough();
+export type FinetunedEncoder = z.infer<typeof finetunedEncoderSchema>;
+
 export const modelCardSchema = z
   .object({
     format: z.literal('pixel-info-model-card'),
@@ -228,11 +265,22 @@ export const modelCardSchema = z
       })
       .partial()
       .passthrough(),
+    /**
+     * The encoder the decoder runs on: `finetuned` is a fine-tuned encoder in the model directory, or null when
+     * fine-tuning did not help and the decoder runs on the product's encoder (then `note` says why). No section: the
+     * product's encoder.
+     */
+    encoder: z.object({ finetuned: finetunedEncoderSchema.nullable(), note: text }).partial().passthrough(),
   })
   .partial()
   .passthrough();
 
 export type ModelCard = z.infer<typeof modelCardSchema>;
+
+/** The fine-tuned encoder a card requires (`encoder.finetuned`), or null when the decoder runs on the product's encoder. */
+export function finetunedEncoderOf(card: ModelCard): FinetunedEncoder | null {
+  return card.encoder?.finetuned ?? null;
+}
 
 /** Parses a model card; a card that does not match is MODEL_CORRUPT, naming each bad field. */
 export function parseModelCard(value: unknown, where = 'model card'): ModelCard {

@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ImageEncoder, featureMapFloats } from '../encoder/index.js';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
-import { Captioner, defaultModelDir, isCaptionFailure, resolveModelSpec } from '../pipeline/captioner.js';
+import { Captioner, defaultModelDir, isCaptionFailure, requiredEncoderOf, resolveModelSpec } from '../pipeline/captioner.js';
 import type { EnsembleCombine } from '../decoder/ensemble.js';
 import type { GenerationConfig, GenerationOptions } from '../decoder/generation.js';
 import { isDanglingEnding } from '../decoder/rules.js';
@@ -91,19 +91,32 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
   if (options.limit !== undefined) images = images.slice(0, options.limit);
 
   // The model folder, the store and SPICE's jars are checked before anything heavy is loaded, so a wrong one is refused in a moment.
-  for (const dir of resolveModelSpec(options.modelDir ?? defaultModelDir())) await readModelDir(dir);
+  const models: Awaited<ReturnType<typeof readModelDir>>[] = [];
+  for (const dir of resolveModelSpec(options.modelDir ?? defaultModelDir())) models.push(await readModelDir(dir));
+  // A decoder fine-tuned with its encoder (the card's encoder.finetuned) is evaluated on that encoder's features.
+  const finetuned = requiredEncoderOf(models);
   if (options.spice) checkSpiceInstall((options.spice === true ? undefined : options.spice.dir) ?? defaultSpiceDir());
   const store = options.features ? openStore(options.features, options.dataset, images) : undefined;
-  const encoder = await ImageEncoder.load({ cacheDir: options.encoderCacheDir, threads: options.threads, outputs: ['features'], precision: options.encoderPrecision, int8Card: options.encoderInt8Card });
+  const encoder = await ImageEncoder.load({
+    cacheDir: options.encoderCacheDir,
+    threads: options.threads,
+    outputs: ['features'],
+    precision: options.encoderPrecision,
+    int8Card: options.encoderInt8Card,
+    ...(finetuned && { modelFile: finetuned.path, modelSha256: finetuned.sha256 }),
+  });
   let captioner: Captioner | undefined;
   try {
     const encoderSha256 = encoder.modelSha256;
     if (store && store.index.encoder.modelSha256 !== encoderSha256) {
+      const made = `${store.dir} was made by encoder ${store.index.encoder.modelSha256.slice(0, 12)}… (${store.index.encoder.source})`;
       throw new PixelInfoError(
         ErrorCodes.FEATURE_STORE_INVALID,
-        `${store.dir} was made by encoder ${store.index.encoder.modelSha256.slice(0, 12)}… (${store.index.encoder.source}), ` +
-          `but the cached encoder is ${encoderSha256.slice(0, 12)}… (${encoder.manifest.source}); ` +
-          `extract the features again with \`pixel-info features\` or evaluate without --features`,
+        finetuned
+          ? `${made}, but the decoder ${finetuned.dir} was trained on the features of its fine-tuned encoder ${finetuned.path} ` +
+              `(${encoderSha256.slice(0, 12)}…); evaluate it without --features (from the images, through that encoder)`
+          : `${made}, but the cached encoder is ${encoderSha256.slice(0, 12)}… (${encoder.manifest.source}); ` +
+              `extract the features again with \`pixel-info features\` or evaluate without --features`,
         { subject: store.dir },
       );
     }
@@ -115,9 +128,10 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
       threads: options.threads, batchSize, int8Decoder: options.int8Decoder });
     // One caption per image, with attention for the report; bad settings fail here, before any image is captioned.
     const decoding = captioner.generationConfig({ ...options.generation, nBest: 1, returnAttention: true });
-    const cardEncoderSha = cardEncoderSha256(captioner.card);
-    // the decoder was trained on features of the fp32 conversion; an int8 encoder is built from that same one
-    const fp32Sha256 = encoder.manifest.files[ENCODER_MODEL_FILE]?.sha256 ?? '';
+    // The encoder the decoder was trained on: the fine-tuned one (which this run loaded, by its sha256), else the
+    // card's architecture.encoder (features of the fp32 conversion; an int8 encoder is built from that same one).
+    const cardEncoderSha = finetuned ? finetuned.sha256 : cardEncoderSha256(captioner.card);
+    const fp32Sha256 = finetuned ? encoderSha256 : (encoder.manifest.files[ENCODER_MODEL_FILE]?.sha256 ?? '');
     if (cardEncoderSha && cardEncoderSha !== fp32Sha256) {
       process.emitWarning(`the model card says the decoder was trained on encoder ${cardEncoderSha.slice(0, 12)}…, but the cached encoder is ${encoderSha256.slice(0, 12)}…`);
     }

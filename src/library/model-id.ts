@@ -1,6 +1,7 @@
 /**
  * The model id stored with every caption (`LibraryEntry.model`): the model card's name and the first 12 hex
- * digits of a SHA-256 over the model directory's files (card, vocabulary and graphs, by name, in order), plus
+ * digits of a SHA-256 over the model directory's files (card, vocabulary and graphs, by name, in order; with the
+ * fine-tuned encoder file when the card names one, `encoder.finetuned.file`), plus
  * `+int8` when the decoder runs with int8 weights and `+int8enc` when the encoder does (each choice resolved as the
  * Captioner resolves it) (its captions may differ). The same files give the same id on
  * every machine, so a worker can skip an image that the same model already captioned. An ensemble's id is its
@@ -11,6 +12,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CARD_FILE, readModelDir, VOCAB_FILE } from '../decoder/model-dir.js';
+import { finetunedEncoderOf } from '../decoder/model-card.js';
+import { ErrorCodes, PixelInfoError } from '../errors.js';
 import { resolveInt8Decoder, type Int8Choice } from '../decoder/precision.js';
 import { resolveEncoderPrecision, type EncoderPrecisionChoice } from '../encoder/int8.js';
 import { resolveModelSpec } from '../pipeline/models.js';
@@ -27,15 +30,24 @@ export async function modelIdOf(
 
 async function oneModelId(modelDir: string, options: { int8Decoder?: Int8Choice; encoderPrecision?: EncoderPrecisionChoice }): Promise<string> {
   const model = await readModelDir(modelDir);
-  const files = [...new Set([CARD_FILE, VOCAB_FILE, ...model.architecture.files])].sort();
+  // A fine-tuned encoder is part of the model: its features are what the decoder reads.
+  const finetuned = finetunedEncoderOf(model.card);
+  const files = [...new Set([CARD_FILE, VOCAB_FILE, ...model.architecture.files, ...(finetuned ? [finetuned.file] : [])])].sort();
   const hash = createHash('sha256');
   for (const file of files) {
     const path = join(model.dir, file);
-    hash.update(`${file}\0${(await stat(path)).size}\0`); // name and length: file boundaries are unambiguous
+    const size = await stat(path).then(
+      (s) => s.size,
+      (err) => {
+        throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, `decoder model at ${model.dir} is incomplete: missing ${file}`, { subject: path, cause: err });
+      },
+    );
+    hash.update(`${file}\0${size}\0`); // name and length: file boundaries are unambiguous
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   }
   const name = typeof model.card.name === 'string' && model.card.name ? model.card.name : basename(model.dir);
-  const int8Encoder = (await resolveEncoderPrecision(options.encoderPrecision)) === 'int8';
+  // a fine-tuned encoder always runs in fp32 (ImageEncoder.load with modelFile)
+  const int8Encoder = !finetuned && (await resolveEncoderPrecision(options.encoderPrecision)) === 'int8';
   return `${name}@${hash.digest('hex').slice(0, 12)}${resolveInt8Decoder(options.int8Decoder, model.card) ? '+int8' : ''}${int8Encoder ? '+int8enc' : ''}`;
 }
 

@@ -4,12 +4,13 @@
  */
 import { resolveInt8Decoder, type Int8Choice } from '../decoder/precision.js';
 import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ImageEncoder, type EncoderPrecision, type EncoderPrecisionChoice } from '../encoder/index.js';
 import type { ImageLimits } from '../image/index.js';
 import { loadImagesSettled } from '../backend/image.js';
 import { ErrorCodes, PixelInfoError } from '../errors.js';
 import { loadDecoder, readModelDir, type ModelCard, type ModelDirContents } from '../decoder/model-dir.js';
+import { finetunedEncoderOf } from '../decoder/model-card.js';
 import { checkSameVocabulary, EnsembleStepModel, type EnsembleCombine } from '../decoder/ensemble.js';
 import { defaultMatcherDir, defaultModelDir, resolveModelSpec } from './models.js';
 import type { LoadedDecoder } from '../decoder/registry.js';
@@ -106,6 +107,40 @@ export {
 } from './core.js';
 export type { MatchScore } from '../match/types.js';
 
+/** The fine-tuned encoder that decoder model directories require (their cards' `encoder.finetuned`). */
+export interface RequiredEncoder {
+  /** Absolute path of the encoder file (in the first directory that names it). */
+  path: string;
+  sha256: string;
+  /** The model directory it is in. */
+  dir: string;
+}
+
+/**
+ * The fine-tuned encoder the decoders need, or null when they run on the product's (base) encoder. The decoders
+ * of an ensemble read the same features, so they must agree: all on the same fine-tuned encoder (same sha256), or
+ * all on the base one; otherwise INVALID_ARGUMENT naming them.
+ */
+export function requiredEncoderOf(models: readonly Pick<ModelDirContents, 'dir' | 'card'>[]): RequiredEncoder | null {
+  const needs = models.map((m) => {
+    const entry = finetunedEncoderOf(m.card);
+    return entry ? { path: join(m.dir, entry.file), sha256: entry.sha256, dir: m.dir } : null;
+  });
+  const first = needs[0] ?? null;
+  const describe = (need: RequiredEncoder | null, dir: string) =>
+    need ? `${dir} runs on its fine-tuned encoder ${need.path} (sha256 ${need.sha256.slice(0, 12)}…)` : `${dir} runs on the base encoder`;
+  const odd = needs.findIndex((n) => (n?.sha256 ?? null) !== (first?.sha256 ?? null));
+  if (odd > 0) {
+    throw new PixelInfoError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `the ensemble's decoders were trained on the features of different encoders: ${describe(first, models[0].dir)}, but ${describe(needs[odd], models[odd].dir)}; ` +
+        'an ensemble combines decoders of one encoder',
+      { subject: models[odd].dir },
+    );
+  }
+  return first;
+}
+
 export class Captioner {
   private constructor(
     private readonly decoder: LoadedDecoder,
@@ -135,6 +170,9 @@ export class Captioner {
     const models: ModelDirContents[] = [];
     for (const dir of dirs) models.push(await readModelDir(dir));
     checkSameVocabulary(models.map((m) => m.vocabulary), models.map((m) => m.dir));
+    // A decoder fine-tuned with its encoder runs on that encoder's features (docs/formats.md, "Decoder model directory").
+    const required = requiredEncoderOf(models);
+    Captioner.checkEncoderChoice(options, required, models[0]);
     const int8s = models.map((m) => resolveInt8Decoder(options.int8Decoder, m.card));
     const members: LoadedDecoder[] = [];
     let decoder: LoadedDecoder;
@@ -152,9 +190,14 @@ export class Captioner {
     let encoder = options.encoder;
     let matcher: OnnxMatcher | undefined;
     try {
-      encoder ??= await ImageEncoder.load({ threads: options.threads, outputs: ['features'], precision: options.encoderPrecision });
+      encoder ??= await ImageEncoder.load({
+        threads: options.threads,
+        outputs: ['features'],
+        precision: options.encoderPrecision,
+        ...(required && { modelFile: required.path, modelSha256: required.sha256 }),
+      });
       checkGeometry(decoder, encoder.geometry, model.dir);
-      matcher = await Captioner.loadMatcherFor(options);
+      matcher = await Captioner.loadMatcherFor(options, required);
       if (matcher && (matcher.regions !== encoder.geometry.regions || matcher.featureDim !== encoder.geometry.channels)) {
         const { regions, channels } = encoder.geometry;
         throw new PixelInfoError(
@@ -183,12 +226,65 @@ export class Captioner {
     );
   }
 
-  /** The matcher the options ask for: none with matcher: false, or when the default directory does not exist. */
-  private static async loadMatcherFor(options: CaptionerOptions): Promise<OnnxMatcher | undefined> {
+  /**
+   * The options' encoder against what the decoders need, before anything is loaded: a given encoder must be the
+   * fine-tuned one the card names (by sha256), or, for a decoder of the base encoder, not an encoder file of
+   * another model; a fine-tuned encoder takes no explicit matcher (the matcher reads the base encoder's features).
+   */
+  private static checkEncoderChoice(options: CaptionerOptions, required: RequiredEncoder | null, first: ModelDirContents): void {
+    const given = options.encoder;
+    if (given && required && given.modelSha256 !== required.sha256) {
+      throw new PixelInfoError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${required.dir}: the decoder was trained on the features of its fine-tuned encoder ${required.path} (sha256 ${required.sha256.slice(0, 12)}…), ` +
+          `but the encoder given runs ${given.modelPath ?? 'another graph'} (sha256 ${given.modelSha256?.slice(0, 12) ?? 'unknown'}…); ` +
+          `pass no encoder (the captioner loads the fine-tuned one) or ImageEncoder.load({ modelFile, modelSha256 }) of that file`,
+        { subject: required.path },
+      );
+    }
+    if (given && !required && given.origin === 'file') {
+      const baseSha = (first.card.architecture?.encoder as { modelSha256?: unknown } | null | undefined)?.modelSha256;
+      if (given.modelSha256 !== baseSha) {
+        throw new PixelInfoError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `${first.dir}: the decoder was trained on the base encoder's features, but the encoder given runs ${given.modelPath} ` +
+            `(sha256 ${given.modelSha256.slice(0, 12)}…); pass no encoder, or ImageEncoder.load() without modelFile`,
+          { subject: given.modelPath },
+        );
+      }
+    }
+    const explicitMatcher = options.matcherDir !== undefined || Boolean(process.env.PIXEL_INFO_MATCHER_DIR);
+    if (required && options.matcher !== false && explicitMatcher) {
+      const from = options.matcherDir !== undefined ? resolve(options.matcherDir) : `${resolve(defaultMatcherDir())} (from $PIXEL_INFO_MATCHER_DIR)`;
+      throw new PixelInfoError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `the matcher ${from} cannot run with ${required.dir}: the matcher was trained on the base encoder's features, ` +
+          `and this decoder runs on its fine-tuned encoder ${required.path}; load it without a matcher directory (or with matcher: false)`,
+        { subject: options.matcherDir !== undefined ? resolve(options.matcherDir) : 'PIXEL_INFO_MATCHER_DIR' },
+      );
+    }
+  }
+
+  /**
+   * The matcher the options ask for: none with matcher: false, or when the default directory does not exist; none,
+   * with a warning, when the decoder runs on a fine-tuned encoder (the matcher reads the base encoder's features).
+   */
+  private static async loadMatcherFor(options: CaptionerOptions, required: RequiredEncoder | null = null): Promise<OnnxMatcher | undefined> {
     if (options.matcher === false) return undefined;
     const explicit = options.matcherDir !== undefined || Boolean(process.env.PIXEL_INFO_MATCHER_DIR);
     const dir = resolve(options.matcherDir ?? defaultMatcherDir());
     const isDir = (await stat(dir).catch(() => undefined))?.isDirectory() ?? false;
+    if (required && !explicit) {
+      // (an explicit one was refused by checkEncoderChoice)
+      if (isDir) {
+        process.emitWarning(
+          `the matcher model at ${dir} is not loaded, so captions have no confidence: it was trained on the base encoder's features, ` +
+            `and the decoder ${required.dir} runs on its fine-tuned encoder ${required.path}`,
+          { code: 'PIXEL_INFO_MATCHER_ENCODER_MISMATCH' },
+        );
+      }
+      return undefined;
+    }
     if (!isDir) {
       if (!explicit) return undefined;
       const from = options.matcherDir !== undefined ? '' : ' (from $PIXEL_INFO_MATCHER_DIR)';
@@ -208,6 +304,19 @@ export class Captioner {
       });
       return undefined;
     }
+  }
+
+  /**
+   * Which encoder the decoder runs on: 'finetuned' when the model card names a fine-tuned encoder (`encoder.finetuned`,
+   * the model directory's encoder.onnx), else 'base' (the product's ResNet50 from the model cache).
+   */
+  get encoderSource(): 'base' | 'finetuned' {
+    return finetunedEncoderOf(this.modelCard) ? 'finetuned' : 'base';
+  }
+
+  /** SHA-256 of the encoder graph that runs (the fine-tuned file's, the cache's fp32 conversion's, or its int8 graph's). */
+  get encoderSha256(): string {
+    return this.encoder.modelSha256;
   }
 
   /** Which encoder graph runs (CaptionerOptions.encoderPrecision, resolved). */
@@ -342,7 +451,12 @@ export class Captioner {
 
   private requireMatcher(what: string): OnnxMatcher {
     if (this.matcher) return this.matcher;
-    const reason = this.options.matcher === false ? 'it was loaded with matcher: false' : `there is no matcher model at ${resolve(defaultMatcherDir())} (pass matcherDir)`;
+    const reason =
+      this.options.matcher === false
+        ? 'it was loaded with matcher: false'
+        : this.encoderSource === 'finetuned'
+          ? "the decoder runs on a fine-tuned encoder, whose features the matcher (trained on the base encoder's) does not read"
+          : `there is no matcher model at ${resolve(defaultMatcherDir())} (pass matcherDir)`;
     throw new PixelInfoError(ErrorCodes.MODEL_NOT_FOUND, `${what} needs a matcher model: ${reason}`, { subject: what });
   }
 

@@ -19,6 +19,7 @@ import { ensureFloat16Encoder, defaultCacheDir } from '../../encoder/cache.js';
 import { readModelDir } from '../../decoder/model-dir.js';
 import { ErrorCodes, PixelInfoError } from '../../errors.js';
 import { resolveModelSpec } from '../../pipeline/models.js';
+import { finetunedEncoderOf } from '../../decoder/model-card.js';
 import type { ModelManifest } from '../../browser/captioner.js';
 
 export interface ModelFilesOptions {
@@ -48,7 +49,15 @@ function runtimeDir(): { dir: string; version: string } {
 
 async function prepare(options: ModelFilesOptions): Promise<Prepared> {
   const model = await readModelDir(resolveModelSpec(options.modelDir)[0]);
-  const encoder = await ensureFloat16Encoder(options.cacheDir ?? defaultCacheDir());
+  // A model trained on a fine-tuned encoder brings it (fp16 initializers already): the browser must run that one.
+  const finetuned = finetunedEncoderOf(model.card);
+  const encoder = finetuned
+    ? await (async () => {
+        const path = join(model.dir, finetuned.file);
+        const bytes = await readFile(path);
+        return { path, bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+      })()
+    : await ensureFloat16Encoder(options.cacheDir ?? defaultCacheDir());
   const paths = new Map<string, string>([[ENCODER_NAME, encoder.path]]);
   for (const file of ['model-card.json', 'vocab.json', ...model.architecture.files]) paths.set(file, join(model.dir, file));
   const files: ModelManifest['files'] = [];
