@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import State, autocast_on
+from .base import State, autocast_on, sample_sequences
 
 Tensor = torch.Tensor
 
@@ -186,28 +186,11 @@ class ShowAttendTell(nn.Module):
         log-probabilities of the chosen tokens [B,max_len] (0 after <end>), differentiable when grad is enabled."""
         feats = self.normalize(features)
         proj, h, c = self._init_normalized(feats)
-        B = features.size(0)
-        tokens = torch.full((B,), start, dtype=torch.long, device=features.device)
-        done = torch.zeros(B, dtype=torch.bool, device=features.device)
-        seqs, logps = [], []
-        for _ in range(max_len):
-            logits, h, c, _ = self.step_logits(tokens, h, c, feats, proj)
-            logp = F.log_softmax(logits.float() / temperature, dim=-1)
-            if greedy:
-                tokens = logp.argmax(dim=-1)
-            else:
-                tokens = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
-            chosen = logp.gather(1, tokens.unsqueeze(1)).squeeze(1)
-            tokens = torch.where(done, torch.full_like(tokens, end), tokens)
-            logps.append(torch.where(done, torch.zeros_like(chosen), chosen))
-            seqs.append(tokens)
-            done = done | (tokens == end)
-            if bool(done.all()):
-                break
-        seqs_t = torch.stack(seqs, 1)
-        logps_t = torch.stack(logps, 1)
-        if seqs_t.size(1) < max_len:  # pad to a fixed width
-            pad = max_len - seqs_t.size(1)
-            seqs_t = F.pad(seqs_t, (0, pad), value=end)
-            logps_t = F.pad(logps_t, (0, pad), value=0.0)
-        return seqs_t, logps_t
+        state = {"h": h, "c": c}
+
+        def step(tokens: Tensor) -> Tensor:
+            logits, state["h"], state["c"], _ = self.step_logits(tokens, state["h"], state["c"], feats, proj)
+            return logits
+
+        return sample_sequences(step, features.size(0), features.device, start, end, max_len, greedy, temperature,
+                                generator)
